@@ -1,0 +1,1 @@
+"""The ``clusterlens`` command line: one module per command group."""

@@ -1,0 +1,46 @@
+"""Helpers shared by the command modules: error reporting and option parsing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def user_errors(command: Command) -> Command:
+    """Turn the library's input errors into a one-line message and exit code 2."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (ValueError, FileNotFoundError, KeyError, TypeError) as err:
+            message = err.args[0] if isinstance(err, KeyError) and err.args else err
+            console.print(f"[bold red]error:[/] {message}")
+            raise typer.Exit(code=2) from err
+
+    return run  # type: ignore[return-value]
+
+
+def parse_point(text: str | None, option: str) -> tuple[float, float] | None:
+    """Parse ``"X,Y"`` into two floats, or explain what is accepted."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        x, y = (float(part) for part in parts)
+    except ValueError as err:
+        raise ValueError(f"{option} must be two numbers 'X,Y' (normalised 0..1), got {text!r}") from err
+    return x, y
+
+
+def print_json(payload: dict[str, Any]) -> None:
+    """Machine-readable output on stdout (human output goes to stderr)."""
+    typer.echo(json.dumps(payload, indent=2))
