@@ -106,7 +106,9 @@ def _from_path(path: Path, max_side: int | None, background: tuple) -> np.ndarra
                 pil.load()
                 return _from_pil(pil, background)
     except UnidentifiedImageError as err:
-        raise ValueError(f"not a readable image (unknown format or corrupt header): {path}") from err
+        raise ValueError(
+            f"not a readable image (unknown format or corrupt header): {path}"
+        ) from err
     except Image.DecompressionBombError as err:
         raise ValueError(f"{path} is too large for Pillow's safety limit: {err}") from err
     except (OSError, SyntaxError) as err:

@@ -47,8 +47,9 @@ def test_sobel_on_a_ramp_gives_the_slope_and_zero_across_it():
 
 
 def test_structure_channels_vanish_on_a_constant_image():
-    tex = generate_texture(np.full((12, 12, 3), 0.3), ["sobel", "laplacian", "local_contrast",
-                                                       "entropy", "saliency"])
+    tex = generate_texture(
+        np.full((12, 12, 3), 0.3), ["sobel", "laplacian", "local_contrast", "entropy", "saliency"]
+    )
     assert float(tex.data.abs().max()) < 1e-5
 
 

@@ -40,7 +40,9 @@ def test_given_labels_feed_the_texture_and_must_match_its_size():
         generate_texture(np.zeros((5, 4)), ["cluster"], cluster_labels=labels)
 
 
-@pytest.mark.parametrize("labels", [np.zeros((0, 3), int), np.zeros((2, 2, 2), int), np.zeros((2, 2))])
+@pytest.mark.parametrize(
+    "labels", [np.zeros((0, 3), int), np.zeros((2, 2, 2), int), np.zeros((2, 2))]
+)
 def test_bad_labels(labels):
     with pytest.raises(ValueError, match="cluster labels"):
         cluster_channels(labels)

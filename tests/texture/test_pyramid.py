@@ -16,8 +16,13 @@ def region_means(plane: np.ndarray, level: int) -> np.ndarray:
     rows = -(-plane.shape[0] // step)
     cols = -(-plane.shape[1] // step)
     return np.array(
-        [[plane[i * step:(i + 1) * step, j * step:(j + 1) * step].mean() for j in range(cols)]
-         for i in range(rows)]
+        [
+            [
+                plane[i * step : (i + 1) * step, j * step : (j + 1) * step].mean()
+                for j in range(cols)
+            ]
+            for i in range(rows)
+        ]
     )
 
 
@@ -51,16 +56,18 @@ def test_position_at_every_level_is_the_centre_of_the_pooled_region(size):
         # and for even sizes that centre is simply the cell centre at that level
         if size[0] % 2**k == 0 and size[1] % 2**k == 0:
             cols = level.width
-            np.testing.assert_allclose(level["pos_x"][0].numpy(), (np.arange(cols) + 0.5) / cols,
-                                       atol=1e-6)
+            np.testing.assert_allclose(
+                level["pos_x"][0].numpy(), (np.arange(cols) + 0.5) / cols, atol=1e-6
+            )
 
 
 def test_any_channel_pools_to_region_means_on_odd_sizes():
     tex = generate_texture(np.random.default_rng(0).random((23, 17, 3)), ["rgb"])
     pyramid = MipPyramid.from_texture(tex, min_side=1)
     for k in range(pyramid.num_levels):
-        np.testing.assert_allclose(pyramid.level(k)["green"].numpy(),
-                                   region_means(tex["green"].numpy(), k), atol=1e-5)
+        np.testing.assert_allclose(
+            pyramid.level(k)["green"].numpy(), region_means(tex["green"].numpy(), k), atol=1e-5
+        )
 
 
 def test_cluster_ids_are_mode_pooled_never_averaged():

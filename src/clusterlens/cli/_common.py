@@ -37,7 +37,9 @@ def parse_point(text: str | None, option: str) -> tuple[float, float] | None:
     try:
         x, y = (float(part) for part in parts)
     except ValueError as err:
-        raise ValueError(f"{option} must be two numbers 'X,Y' (normalised 0..1), got {text!r}") from err
+        raise ValueError(
+            f"{option} must be two numbers 'X,Y' (normalised 0..1), got {text!r}"
+        ) from err
     return x, y
 
 

@@ -44,7 +44,9 @@ def write_texture_outputs(
     arrays = {f"level_{k}": level.numpy() for k, level in enumerate(pyramid.levels)}
     sources = {k: v for k, v in texture.meta.items() if isinstance(v, str)}
     npz = out / f"{name}_texture.npz"
-    np.savez_compressed(npz, channels=np.array(texture.channels), meta=json.dumps(sources), **arrays)
+    np.savez_compressed(
+        npz, channels=np.array(texture.channels), meta=json.dumps(sources), **arrays
+    )
     return {
         "image": str(image_path) if image_path else name,
         "preset": preset,
@@ -60,7 +62,9 @@ def write_texture_outputs(
 def texture_command(
     image: Path = typer.Argument(..., help="Image file (any format Pillow reads)."),
     preset: str = typer.Option(
-        "mvp13", "--preset", "-p",
+        "mvp13",
+        "--preset",
+        "-p",
         help="mvp13 | full40, or a comma-separated list of channel / group names.",
     ),
     out: Path = typer.Option(Path("outputs/texture"), "--out", "-o", help="Output folder."),

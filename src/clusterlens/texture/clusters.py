@@ -42,9 +42,13 @@ def cluster_channels(labels: Any) -> torch.Tensor:
 
 
 def _validated_labels(labels: Any) -> np.ndarray:
-    array = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    array = (
+        labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    )
     if array.ndim != 2 or array.size == 0:
-        raise ValueError(f"cluster labels must be a non-empty (H, W) array, got shape {array.shape}")
+        raise ValueError(
+            f"cluster labels must be a non-empty (H, W) array, got shape {array.shape}"
+        )
     if not np.issubdtype(array.dtype, np.integer):
         raise ValueError(f"cluster labels must be integers, got dtype {array.dtype}")
     return array

@@ -65,9 +65,15 @@ def fit_pca(features: np.ndarray, k: int) -> EmbeddingBasis:
     return EmbeddingBasis(mean=mean, components=components, scale=max(scale, 1e-12))
 
 
-def embedding_channels(embedding: Any, k: int, size: tuple[int, int]) -> tuple[np.ndarray, EmbeddingBasis]:
+def embedding_channels(
+    embedding: Any, k: int, size: tuple[int, int]
+) -> tuple[np.ndarray, EmbeddingBasis]:
     """PCA-compress a dense embedding (D, h, w) to (k, H, W) with ``size=(H, W)``."""
-    grid = embedding.detach().cpu().numpy() if isinstance(embedding, torch.Tensor) else np.asarray(embedding)
+    grid = (
+        embedding.detach().cpu().numpy()
+        if isinstance(embedding, torch.Tensor)
+        else np.asarray(embedding)
+    )
     if grid.ndim != 3 or min(grid.shape) == 0:
         raise ValueError(f"embedding must be a non-empty (D, h, w) array, got shape {grid.shape}")
     if k < 1:
@@ -76,8 +82,9 @@ def embedding_channels(embedding: Any, k: int, size: tuple[int, int]) -> tuple[n
     basis = fit_pca(grid.reshape(dim, -1).T, k)
     coarse = basis.project(grid.reshape(dim, -1).T).T.reshape(k, rows, cols)
     height, width = size
-    resized = np.stack([cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
-                        for plane in coarse])
+    resized = np.stack(
+        [cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR) for plane in coarse]
+    )
     return resized.reshape(k, height, width).astype(np.float32), basis
 
 

@@ -19,15 +19,20 @@ DEFAULT_BINS = 16
 DEFAULT_WINDOW = 9
 
 
-def local_entropy(lum: np.ndarray, bins: int = DEFAULT_BINS, window: int = DEFAULT_WINDOW) -> np.ndarray:
+def local_entropy(
+    lum: np.ndarray, bins: int = DEFAULT_BINS, window: int = DEFAULT_WINDOW
+) -> np.ndarray:
     """Normalised local entropy (H, W) of a luminance plane in [0, 1]."""
     if bins < 2 or window < 1:
-        raise ValueError(f"entropy needs bins >= 2 and window >= 1, got bins={bins}, window={window}")
+        raise ValueError(
+            f"entropy needs bins >= 2 and window >= 1, got bins={bins}, window={window}"
+        )
     levels = np.minimum((lum * bins).astype(np.int32), bins - 1)
     entropy = np.zeros(lum.shape, dtype=np.float32)
     for level in np.unique(levels):
-        share = cv2.blur((levels == level).astype(np.float32), (window, window),
-                         borderType=cv2.BORDER_REFLECT)
+        share = cv2.blur(
+            (levels == level).astype(np.float32), (window, window), borderType=cv2.BORDER_REFLECT
+        )
         present = share > 1e-6
         entropy[present] -= share[present] * np.log2(share[present])
     return np.clip(entropy / np.log2(bins), 0.0, 1.0)

@@ -154,7 +154,11 @@ class MipPyramid:
         """
         points = self._validated_uv(uv)
         levels = self._validated_levels(level, len(points))
-        index = self.level(0).indices(channels) if channels is not None else list(range(len(self.channels)))
+        index = (
+            self.level(0).indices(channels)
+            if channels is not None
+            else list(range(len(self.channels)))
+        )
         continuous = [i for i in index if i not in self._categorical]
         categorical = [i for i in index if i in self._categorical]
         out = torch.zeros(len(points), len(self.channels), dtype=self.levels[0].dtype)
@@ -164,20 +168,26 @@ class MipPyramid:
             out[:, categorical] = self._nearest_level(points, levels, categorical)
         return out[:, index]
 
-    def _blend_levels(self, uv: torch.Tensor, levels: torch.Tensor, index: list[int]) -> torch.Tensor:
+    def _blend_levels(
+        self, uv: torch.Tensor, levels: torch.Tensor, index: list[int]
+    ) -> torch.Tensor:
         lower = levels.floor().long()
         upper = (lower + 1).clamp(max=self.num_levels - 1)
         weight_upper = levels - lower
         result = torch.zeros(len(uv), len(index), dtype=self.levels[0].dtype)
         for k in torch.unique(torch.cat([lower, upper])).tolist():
-            weight = (1 - weight_upper) * (lower == k) + weight_upper * (upper == k) * (upper != lower)
+            weight = (1 - weight_upper) * (lower == k) + weight_upper * (upper == k) * (
+                upper != lower
+            )
             chosen = weight > 0
             if chosen.any():
                 values = _grid_sample(self.levels[k][index], uv[chosen], "bilinear")
                 result[chosen] += weight[chosen, None] * values
         return result
 
-    def _nearest_level(self, uv: torch.Tensor, levels: torch.Tensor, index: list[int]) -> torch.Tensor:
+    def _nearest_level(
+        self, uv: torch.Tensor, levels: torch.Tensor, index: list[int]
+    ) -> torch.Tensor:
         nearest = levels.round().long()
         result = torch.zeros(len(uv), len(index), dtype=self.levels[0].dtype)
         for k in torch.unique(nearest).tolist():
@@ -192,7 +202,9 @@ class MipPyramid:
         if points.ndim != 2 or points.shape[1] != 2:
             raise ValueError(f"uv must have shape (N, 2), got {tuple(points.shape)}")
         if not torch.isfinite(points).all() or points.min() < 0 or points.max() > 1:
-            raise ValueError("uv coordinates must be finite and lie in [0, 1] (normalised image coordinates)")
+            raise ValueError(
+                "uv coordinates must be finite and lie in [0, 1] (normalised image coordinates)"
+            )
         return points
 
     def _validated_levels(self, level: Any, count: int) -> torch.Tensor:
@@ -200,19 +212,27 @@ class MipPyramid:
         if levels.ndim == 0:
             levels = levels.expand(count)
         if levels.shape != (count,):
-            raise ValueError(f"level must be a number or have shape ({count},), got {tuple(levels.shape)}")
+            raise ValueError(
+                f"level must be a number or have shape ({count},), got {tuple(levels.shape)}"
+            )
         top = self.num_levels - 1
         if not torch.isfinite(levels).all() or levels.min() < 0 or levels.max() > top:
-            raise ValueError(f"levels must lie in [0, {top}] for this {self.num_levels}-level pyramid")
+            raise ValueError(
+                f"levels must lie in [0, {top}] for this {self.num_levels}-level pyramid"
+            )
         return levels
 
     def _check_level_index(self, k: int) -> None:
         if not 0 <= k < self.num_levels:
-            raise IndexError(f"level {k} does not exist; this pyramid has levels 0..{self.num_levels - 1}")
+            raise IndexError(
+                f"level {k} does not exist; this pyramid has levels 0..{self.num_levels - 1}"
+            )
 
 
 def _grid_sample(plane: torch.Tensor, uv: torch.Tensor, mode: str) -> torch.Tensor:
     """Sample (C, H, W) at (N, 2) normalised points -> (N, C)."""
     grid = (uv * 2 - 1).view(1, 1, -1, 2)
-    sampled = F.grid_sample(plane[None], grid, mode=mode, padding_mode="border", align_corners=False)
+    sampled = F.grid_sample(
+        plane[None], grid, mode=mode, padding_mode="border", align_corners=False
+    )
     return sampled[0, :, 0, :].T

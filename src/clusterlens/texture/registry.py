@@ -96,9 +96,7 @@ def register_group(
         clash = [c for c in (name, *channels) if c in _CHANNEL_TO_GROUP or c in _GROUPS]
         if clash:
             raise ValueError(f"channel or group name(s) already registered: {clash}")
-        _GROUPS[name] = ChannelGroup(
-            name, tuple(channels), fn, description, frozenset(categorical)
-        )
+        _GROUPS[name] = ChannelGroup(name, tuple(channels), fn, description, frozenset(categorical))
         for channel in channels:
             _CHANNEL_TO_GROUP[channel] = name
         return fn

@@ -37,8 +37,9 @@ def spectral_residual(lum: np.ndarray, working_side: int = WORKING_SIDE) -> np.n
     residual = log_amplitude - cv2.blur(log_amplitude, (3, 3), borderType=cv2.BORDER_REFLECT)
     saliency = np.abs(np.fft.ifft2(np.exp(residual + 1j * np.angle(spectrum)))) ** 2
     saliency = cv2.GaussianBlur(saliency, (0, 0), SMOOTHING_SIGMA)
-    saliency = cv2.resize(saliency.astype(np.float32), (width, height),
-                          interpolation=cv2.INTER_LINEAR)
+    saliency = cv2.resize(
+        saliency.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR
+    )
     peak = float(saliency.max())
     return np.clip(saliency / peak, 0.0, 1.0) if peak > 0 else np.zeros_like(saliency)
 

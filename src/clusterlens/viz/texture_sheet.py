@@ -25,9 +25,12 @@ def mip_chain_image(pyramid: MipPyramid, channels: tuple[str, ...] | None = None
     Returns an (H, W + ceil(W/2), 3) float array in [0, 1]. Shows RGB when the
     pyramid has it, else the first channel (min-max scaled) in grey.
     """
-    names = channels or (("red", "green", "blue") if "red" in pyramid.channels else pyramid.channels[:1])
-    levels = [_display_rgb(pyramid.level(k).select(names).data.numpy())
-              for k in range(pyramid.num_levels)]
+    names = channels or (
+        ("red", "green", "blue") if "red" in pyramid.channels else pyramid.channels[:1]
+    )
+    levels = [
+        _display_rgb(pyramid.level(k).select(names).data.numpy()) for k in range(pyramid.num_levels)
+    ]
     height, width = levels[0].shape[:2]
     right = levels[1].shape[1] if len(levels) > 1 else 0
     canvas = np.ones((height, width + right, 3), dtype=np.float32)
@@ -35,7 +38,7 @@ def mip_chain_image(pyramid: MipPyramid, channels: tuple[str, ...] | None = None
     top = 0
     for level in levels[1:]:
         rows, cols = level.shape[:2]
-        canvas[top:top + rows, width:width + cols] = level
+        canvas[top : top + rows, width : width + cols] = level
         top += rows
     return canvas
 
@@ -69,8 +72,9 @@ def save_texture_sheet(pyramid: MipPyramid, path: str | Path, title: str = "") -
     chain_axis.set_title(f"mip pyramid ({pyramid.num_levels} levels: {sizes})", fontsize=9)
     chain_axis.axis("off")
     shown = f"level {display_level}" if display_level else "full resolution"
-    figure.suptitle(f"{title}  —  {len(pyramid.channels)} channels ({shown})".strip(" —"),
-                    fontsize=11)
+    figure.suptitle(
+        f"{title}  —  {len(pyramid.channels)} channels ({shown})".strip(" —"), fontsize=11
+    )
     figure.tight_layout(rect=(0, 0, 1, 0.97))
     figure.savefig(path)
     plt.close(figure)

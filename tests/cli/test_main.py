@@ -1,0 +1,93 @@
+"""The clusterlens command: version, help, texture, channels, demo and their errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from clusterlens import __version__
+from clusterlens.cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def image_file(tmp_path):
+    rgb = (np.random.default_rng(0).random((40, 60, 3)) * 255).astype(np.uint8)
+    path = tmp_path / "sample.png"
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def test_version_and_help():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"clusterlens {__version__}"
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("demo", "texture", "channels"):
+        assert command in result.stdout
+
+
+def test_texture_writes_sheet_and_npz(image_file, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["texture", str(image_file), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["size"] == [40, 60] and len(summary["channels"]) == 13
+    assert summary["levels"][:3] == [[40, 60], [20, 30], [10, 15]]
+    with np.load(out / "sample_texture.npz") as saved:
+        assert list(saved["channels"]) == summary["channels"]
+        assert saved["level_0"].shape == (13, 40, 60)
+        assert saved["level_1"].shape == (13, 20, 30)
+    with Image.open(out / "sample_texture.png") as sheet:
+        assert sheet.width > 400 and sheet.height > 400
+
+
+def test_texture_full40_and_channel_lists(image_file, tmp_path):
+    result = runner.invoke(
+        app, ["texture", str(image_file), "-p", "full40", "-o", str(tmp_path), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert len(summary["channels"]) == 40 and "slic" in summary["sources"]["cluster_source"]
+    result = runner.invoke(
+        app, ["texture", str(image_file), "-p", "rgb,saliency", "-o", str(tmp_path), "--json"]
+    )
+    assert json.loads(result.stdout)["channels"] == ["red", "green", "blue", "saliency"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["texture", "missing.png"], "not found"),
+        (["texture", "{image}", "--preset", "sparkle"], "unknown texture channel"),
+        (["texture", "{image}", "--fixation", "2,0.5"], "fixation"),
+        (["texture", "{image}", "--fixation", "left"], "two numbers"),
+    ],
+)
+def test_texture_errors_are_one_clear_line(arguments, message, image_file, tmp_path):
+    arguments = [a.replace("{image}", str(image_file)) for a in arguments]
+    result = runner.invoke(app, [*arguments, "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_channels_lists_every_group():
+    result = runner.invoke(app, ["channels"], terminal_width=200)
+    assert result.exit_code == 0
+    for group in ("rgb", "lab", "saliency", "cluster", "embedding", "position"):
+        assert group in result.output
+
+
+@pytest.mark.slow
+def test_demo_writes_its_pictures(tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    steps = json.loads(result.stdout)["steps"]
+    written = [path for step in steps for path in step["wrote"]]
+    assert {step["preset"] for step in steps} == {"mvp13", "full40"}
+    assert all((tmp_path / p.split("/")[-1]).exists() for p in written)
