@@ -91,3 +91,34 @@ def test_demo_writes_its_pictures(tmp_path):
     written = [path for step in steps for path in step["wrote"]]
     assert {step["preset"] for step in steps} == {"mvp13", "full40"}
     assert all((tmp_path / p.split("/")[-1]).exists() for p in written)
+
+
+def test_select_writes_picture_and_json_and_rejects_bad_input(image_file, tmp_path):
+    json_path = tmp_path / "allocation.json"
+    result = runner.invoke(
+        app,
+        [
+            "select",
+            str(image_file),
+            "--strategy",
+            "quadtree",
+            "--budget",
+            "10",
+            "--out",
+            str(tmp_path),
+            "--json",
+            str(json_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(json_path.read_text())
+    assert payload["strategy"] == "quadtree" and 1 <= len(payload["patches"]) <= 10
+    assert "information and salience" in result.output  # no query given
+    assert (tmp_path / "sample_quadtree.png").exists()
+    for arguments, message in [
+        (["--strategy", "best"], "unknown strategy"),
+        (["--budget", "-3"], "budget"),
+        (["--strategy", "foveated", "--gaze", "1.5,0.2"], "gaze"),
+    ]:
+        result = runner.invoke(app, ["select", str(image_file), "--out", str(tmp_path), *arguments])
+        assert result.exit_code == 2 and message in result.output, result.output

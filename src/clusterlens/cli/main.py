@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from clusterlens import __version__
-from clusterlens.cli import demo, texture
+from clusterlens.cli import demo, select, texture
 
 app = typer.Typer(
     name="clusterlens",
@@ -35,7 +35,7 @@ def _root(
     """Cluster-first computer vision."""
 
 
-for module in (demo, texture):
+for module in (demo, texture, select):
     module.register(app)
 
 
