@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,10 +88,11 @@ def test_channels_lists_every_group():
 def test_demo_writes_its_pictures(tmp_path):
     result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
-    steps = json.loads(result.stdout)["steps"]
-    written = [path for step in steps for path in step["wrote"]]
-    assert {step["preset"] for step in steps} == {"mvp13", "full40"}
-    assert all((tmp_path / p.split("/")[-1]).exists() for p in written)
+    summary = json.loads(result.stdout)
+    written = summary["texture"]["wrote"] + [p for s in summary["select"] for p in s["wrote"]]
+    assert len(written) == 6 and all(Path(p).exists() for p in written)
+    first, second = (s["match"]["classes"] for s in summary["select"])
+    assert first != second  # two queries, two different readings of the image
 
 
 def test_select_writes_picture_and_json_and_rejects_bad_input(image_file, tmp_path):
