@@ -47,6 +47,7 @@ STRATEGIES = (
 )
 CASCADES = ("mip-cascade", "cluster-cascade", "hierarchical-cluster")
 OVERSAMPLING = (1.0, 1.5, 2.0, 3.0)  # fidelity is traced against cost over these
+ADAPTIVE_LABELS = ("topk (adaptive)", "cluster-cascade (adaptive)")
 SMALL_CLASS = 0.10
 
 
@@ -62,7 +63,7 @@ def image_cases(model, image: np.ndarray, labels: np.ndarray):
             yield name, mask, ways
 
 
-def evaluate_case(ways, mask, clusters, parents, balancer, rows_out, case_info):
+def evaluate_case(ways, mask, clusters, parents, balancer, rows_out, case_info, adaptive=None):
     grid = PatchGrid.from_count(*mask.shape, 32)
     truth = grid.cell_means(mask.astype(np.float32))[0]
     true_scores = CellScorer.from_maps(ways, grid, balancer).score_level(0).numpy()
@@ -79,6 +80,11 @@ def evaluate_case(ways, mask, clusters, parents, balancer, rows_out, case_info):
                 )
             )
             rows_out.append(measure(allocation, strategy, *context))
+        if adaptive is not None:  # H3: does an image-dependent weighting beat the fixed one?
+            per_image = adaptive.for_image(ways)
+            for strategy in ("topk", "cluster-cascade"):
+                allocation = allocate(ways, strategy, budget, clusters=clusters, combine=per_image)
+                rows_out.append(measure(allocation, f"{strategy} (adaptive)", *context))
         for strategy in ("mip-cascade", "cluster-cascade"):
             for oversample in OVERSAMPLING:
                 allocation = allocate(
@@ -235,6 +241,16 @@ def report(summary, timings, info, images) -> str:
     )
 
 
+def _shipped_adaptive():
+    from clusterlens.relevance.adaptive import AdaptiveBalancer, default_balancer_path
+
+    path = default_balancer_path()
+    if not path.is_file():
+        print(f"no trained adaptive balancer at {path}: comparing fixed weights only")
+        return None
+    return AdaptiveBalancer.load(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -246,6 +262,7 @@ def main() -> None:
     info = machine()
     model = load_model("offline:camvid")
     balancer = FixedBalancer(QUERY_WEIGHTS)
+    adaptive = _shipped_adaptive()
     pairs = list_pairs("val", args.data)[: args.limit]
     rows: list[dict] = []
     for image_path, label_path in tqdm(pairs, desc="CamVid val"):
@@ -254,7 +271,7 @@ def main() -> None:
         parents = cluster_image(image, "slic", 16).labels
         for name, mask, ways in image_cases(model, image, labels):
             info_case = {"image": image_path.stem, "query": name, "class_share": float(mask.mean())}
-            evaluate_case(ways, mask, clusters, parents, balancer, rows, info_case)
+            evaluate_case(ways, mask, clusters, parents, balancer, rows, info_case, adaptive)
     summary = summarise(rows)
     timings = latency(model, load_pair(*pairs[0])[0], args.repeats)
     publish(

@@ -85,3 +85,17 @@ def test_offline_model_finds_the_road_on_camvid(shared_data):
     road_share = (labels == 3).mean()
     assert on_road > 0.8 and on_road > road_share + 0.3
     assert result.allocation.meta["model"] == "offline:camvid"
+
+
+def test_balancer_choice_is_checked_and_reported():
+    with pytest.raises(ValueError, match="balancer must be"):
+        select_patches(textured(), "sky", "topk", 4, model=TopHalfModel(), balancer="clever")
+    result = select_patches(
+        textured(), "sky", "topk", 4, model=TopHalfModel(), weights={"coupling": 1.0}
+    )
+    assert result.allocation.meta["balancer"] == "fixed"
+    assert result.allocation.meta["balancer_weights"] == {
+        "information": 0.0,
+        "salience": 0.0,
+        "coupling": 1.0,
+    }

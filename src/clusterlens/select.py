@@ -72,6 +72,7 @@ def select_patches(
     patch_size: int | None = None,
     gaze: tuple[float, float] | None = None,
     weights: dict[str, float] | None = None,
+    balancer: str = "fixed",
     clusters: np.ndarray | None = None,
     cluster_method: str = "slic",
     token_budget: int | None = None,
@@ -88,7 +89,9 @@ def select_patches(
             passed to :func:`clusterlens.allocate.allocate`.
         model: the query-coupling model: a registry name (default ``offline:camvid``)
             or a loaded object with ``match_query(text)`` and ``relevance(image, classes)``.
-        weights: balancer weights per way of knowing (default: question-first).
+        weights: fixed balancer weights per way of knowing (default: question-first).
+        balancer: "fixed" (``weights``) or "adaptive" (the trained balancer shipped
+            with the package picks the weights per image; needs a query).
         clusters: an (H, W) cluster map; computed with ``cluster_method`` when a
             cluster strategy needs one and none is given.
         max_side: images are downscaled to this longer side first (None: never).
@@ -107,9 +110,7 @@ def select_patches(
     timings["ways_ms"] = (
         elapsed - timings.get("encoder_ms", 0.0) - timings.get("load_model_ms", 0.0)
     )
-    balancer = FixedBalancer(
-        weights or (QUERY_WEIGHTS if coupling is not None else NO_QUERY_WEIGHTS)
-    )
+    combiner = _balancer(balancer, weights, ways, coupling is not None, notes)
     cluster_map, parents = _clusters_for(strategy, rgb, clusters, cluster_method, timings)
     allocation = allocate(
         ways,
@@ -121,21 +122,36 @@ def select_patches(
         parents=parents,
         gaze=gaze,
         seed=seed,
-        combine=balancer,
+        combine=combiner,
         channel_names=WAYS,
         token_budget=token_budget,
         query=query or None,
         meta={
             "model": model_name,
-            "balancer_weights": balancer.report(),
+            "balancer": balancer if coupling is not None else "fixed",
+            "balancer_weights": combiner.report(),
             "query_match": match,
             "preprocess_ms": {k: round(v, 2) for k, v in timings.items()},
             "notes": notes,
         },
         **options,
     )
-    relevance = np.tensordot(np.array([balancer.weights[w] for w in WAYS]), ways, axes=1)
+    relevance = np.tensordot(np.array([combiner.weights[w] for w in WAYS]), ways, axes=1)
     return Selection(rgb, allocation, ways, relevance.astype(np.float32), cluster_map, notes)
+
+
+def _balancer(
+    kind: str, weights: dict[str, float] | None, ways: np.ndarray, has_query: bool, notes: list[str]
+) -> FixedBalancer:
+    if kind not in ("fixed", "adaptive"):
+        raise ValueError(f"balancer must be 'fixed' or 'adaptive', got {kind!r}")
+    if not has_query:
+        return FixedBalancer(NO_QUERY_WEIGHTS)
+    if kind == "adaptive":
+        from clusterlens.relevance.adaptive import AdaptiveBalancer, default_balancer_path
+
+        return AdaptiveBalancer.load(default_balancer_path()).for_image(ways)
+    return FixedBalancer(weights or QUERY_WEIGHTS)
 
 
 def _coupling(

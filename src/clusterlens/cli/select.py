@@ -25,6 +25,7 @@ def select_command(
     token_budget: int | None = typer.Option(
         None, help="Total tokens; budgets then vary with relevance in 64..400 per patch."
     ),
+    balancer: str = typer.Option("fixed", help="fixed | adaptive (weights picked per image)."),
     seed: int = typer.Option(0, help="Seed for the random strategy."),
     out: Path = typer.Option(Path("outputs/select"), "--out", "-o", help="Output folder."),
     json_file: Path | None = typer.Option(
@@ -41,6 +42,7 @@ def select_command(
         grid=grid,
         gaze=parse_point(gaze, "--gaze"),
         token_budget=token_budget,
+        balancer=balancer,
         seed=seed,
     )
     allocation = result.allocation
