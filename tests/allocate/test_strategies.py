@@ -173,3 +173,12 @@ def test_json_holds_patches_and_accounting(tmp_path):
     assert accounting["cells_scored"] == allocation.cells_scored
     assert accounting["token_ratio"] == pytest.approx(10 / 1024, abs=1e-4)
     assert set(accounting["stage_ms"]) >= {"level_0"}
+
+
+def test_rank_within_groups():
+    import torch
+
+    from clusterlens.allocate.foveated import rank_within
+
+    ranks = rank_within(torch.tensor([1, 0, 1, 0, 1]), torch.tensor([0.5, 0.2, 0.9, 0.3, 0.1]))
+    assert ranks.tolist() == [1, 1, 0, 0, 2]

@@ -102,7 +102,8 @@ def rank_within(groups: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     order = torch.argsort(scores, descending=True, stable=True)
     order = order[torch.argsort(groups[order], stable=True)]
     sorted_groups = groups[order]
-    starts = torch.searchsorted(sorted_groups, sorted_groups, right=False)
+    counts = torch.bincount(sorted_groups)
+    starts = torch.cumsum(counts, 0) - counts  # first position of each group
     ranks = torch.empty_like(order)
-    ranks[order] = torch.arange(len(order)) - starts
+    ranks[order] = torch.arange(len(order)) - starts[sorted_groups]
     return ranks

@@ -53,7 +53,7 @@ def _scored(scorer: CellScorer, levels, rows, cols) -> tuple[torch.Tensor, ...]:
     for level in torch.unique(levels).tolist():
         at = levels == level
         means[at] = scorer.score(level, rows[at], cols[at], "mean")
-        peaks[at] = scorer.combine(scorer.max_levels[level][:, rows[at], cols[at]].T)  # same read
+        peaks[at] = scorer.combine(scorer.features(level, rows[at], cols[at], "max"))  # same read
     return levels, rows, cols, means, peaks
 
 

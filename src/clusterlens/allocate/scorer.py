@@ -80,13 +80,21 @@ class CellScorer:
     ) -> torch.Tensor:
         """Scores (N,) of the cells (rows[i], cols[i]) of ``level``; counted."""
         started = time.perf_counter()
-        source = self.mean_levels if summary == "mean" else self.max_levels
-        features = source[level][:, rows, cols].T
-        scores = self.combine(features)
+        scores = self.combine(self.features(level, rows, cols, summary))
         self.scored += len(rows)
         self.scored_by_level[level] = self.scored_by_level.get(level, 0) + len(rows)
         self.seconds += time.perf_counter() - started
         return scores
+
+    def features(
+        self, level: int, rows: torch.Tensor, cols: torch.Tensor, summary: str = "mean"
+    ) -> torch.Tensor:
+        """(N, C) features of cells (not counted: reading is not scoring)."""
+        source = self.mean_levels if summary == "mean" else self.max_levels
+        data = source[level]
+        # index_select on a flat view: 2-D fancy indexing costs milliseconds on a busy CPU
+        flat = data.reshape(data.shape[0], -1)
+        return torch.index_select(flat, 1, rows * data.shape[2] + cols).T
 
     def score_level(self, level: int, summary: str = "mean") -> torch.Tensor:
         """Scores of every cell of ``level``, shaped (rows_k, cols_k)."""
