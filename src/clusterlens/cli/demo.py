@@ -31,7 +31,7 @@ def sample_image() -> Any:
 
 def select_outputs(image: Any, name: str, query: str, out: Path) -> dict[str, Any]:
     """Run ``select`` for one query and write its picture and JSON."""
-    from clusterlens.select import select_patches  # local: loads models only when needed
+    from clusterlens.pipeline import select_patches  # local: loads models only when needed
     from clusterlens.viz import save_allocation_picture
 
     result = select_patches(image, query, STRATEGY, BUDGET)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from clusterlens import __version__
-from clusterlens.cli import demo, select, texture
+from clusterlens.cli import demo, select_command, texture
 
 app = typer.Typer(
     name="clusterlens",
@@ -35,7 +35,7 @@ def _root(
     """Cluster-first computer vision."""
 
 
-for module in (demo, texture, select):
+for module in (demo, texture, select_command):
     module.register(app)
 
 

@@ -1,4 +1,4 @@
-"""``select``: query-aware patch selection from an image and a question, end to end.
+"""The ``select`` pipeline: query-aware patch selection, from image and question to patches.
 
 image -> query coupling (a model) + information + salience -> clusters (if the
 strategy wants them) -> balancer -> allocation strategy -> kept patches.
@@ -6,6 +6,7 @@ strategy wants them) -> balancer -> allocation strategy -> kept patches.
 This composes ``relevance``, ``regions``, ``models`` and ``allocate``; it sits at the
 package top level because ``allocate`` must not import ``relevance`` (each capability
 folder imports only shared primitives), and a user should not need the CLI for it.
+(Not named ``select.py``: that would shadow the standard library's ``select``.)
 
 Queries:
     - a query the model understands: coupling is the model's probability of the

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from clusterlens.models.text import QueryMatch
-from clusterlens.select import select_patches
+from clusterlens.pipeline import select_patches
 
 
 @dataclass

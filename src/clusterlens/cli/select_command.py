@@ -1,4 +1,8 @@
-"""``clusterlens select``: which patches of an image matter for a question."""
+"""``clusterlens select``: which patches of an image matter for a question.
+
+(Not named ``select.py``: that would shadow the standard library's ``select`` module
+whenever this folder is on ``sys.path``.)
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import typer
 
 from clusterlens.allocate import list_strategies
 from clusterlens.cli._common import console, parse_point, user_errors
-from clusterlens.select import select_patches
+from clusterlens.pipeline import select_patches
 from clusterlens.viz import save_allocation_picture
 
 

@@ -1,0 +1,26 @@
+"""The examples in public docstrings run and print what they claim."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "clusterlens",
+    "clusterlens.image",
+    "clusterlens.texture.registry",
+    "clusterlens.texture.array",
+    "clusterlens.texture.clusters",
+    "clusterlens.texture.pyramid",
+    "clusterlens.allocate.registry",
+    "clusterlens.allocate.budgets",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+    assert result.attempted > 0
