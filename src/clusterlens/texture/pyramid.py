@@ -85,7 +85,8 @@ class MipPyramid:
     Example:
         >>> import numpy as np
         >>> from clusterlens.texture import generate_texture
-        >>> pyramid = MipPyramid.from_texture(generate_texture(np.zeros((64, 48, 3)), ["rgb"]))
+        >>> texture = generate_texture(np.zeros((64, 48, 3)), ["rgb"])
+        >>> pyramid = MipPyramid.from_texture(texture, min_side=4)
         >>> [tuple(level.shape[1:]) for level in pyramid.levels]
         [(64, 48), (32, 24), (16, 12), (8, 6)]
     """
