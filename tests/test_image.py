@@ -174,3 +174,14 @@ def _fake_mode_image() -> Image.Image:
     image = Image.new("L", (2, 2))
     image._mode = "BGR;24"  # a mode Pillow knows but we do not accept
     return image
+
+
+def test_image_size_reads_headers_and_shapes(tmp_path):
+    from clusterlens.image import image_size
+
+    Image.new("RGB", (30, 20)).save(tmp_path / "a.png")
+    assert image_size(tmp_path / "a.png") == (20, 30)
+    assert image_size(np.zeros((5, 6, 3))) == (5, 6)
+    assert image_size(torch.zeros(3, 7, 8)) == (7, 8)
+    with pytest.raises(FileNotFoundError):
+        image_size(tmp_path / "missing.png")

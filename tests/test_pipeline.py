@@ -64,11 +64,17 @@ def test_a_query_absent_from_the_image_is_noted():
     assert len(result.allocation) == 16
 
 
-def test_large_images_are_downscaled_first():
+def test_large_images_are_downscaled_first_but_boxes_stay_in_original_pixels():
     image = np.zeros((2000, 1000, 3), np.float32)
     result = select_patches(image, None, "uniform", 4, model=TopHalfModel(), max_side=512)
     assert result.image.shape == (512, 256, 3)
-    assert result.allocation.grid.height == 512
+    assert (result.allocation.grid.height, result.allocation.grid.width) == (2000, 1000)
+    assert result.allocation.meta["processed_size"] == [512, 256]
+    assert result.allocation.pixel_boxes[:, 2:].max() <= 1000 * 2
+    sized = select_patches(
+        image, None, "topk", 1, model=TopHalfModel(), max_side=512, patch_size=100
+    )
+    assert sized.allocation.grid.shape == (20, 10)  # 100-px patches of the 2000x1000 original
 
 
 @pytest.mark.slow

@@ -84,6 +84,28 @@ def load_image(
     return np.ascontiguousarray(rgb, dtype=np.float32)
 
 
+def image_size(image: ImageInput) -> tuple[int, int]:
+    """(height, width) of an image input without decoding its pixels where possible."""
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"image file not found: {path}")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as pil:
+                    return pil.height, pil.width
+        except (UnidentifiedImageError, OSError) as err:
+            raise ValueError(f"not a readable image: {path} ({err})") from err
+    if isinstance(image, Image.Image):
+        return image.height, image.width
+    if isinstance(image, torch.Tensor):
+        return tuple(_tensor_to_hwc(image).shape[:2])
+    if isinstance(image, np.ndarray) and image.ndim in (2, 3):
+        return image.shape[0], image.shape[1]
+    return load_image(image).shape[:2]  # let load_image explain what is wrong
+
+
 def to_tensor(image: npt.NDArray[np.float32]) -> torch.Tensor:
     """Turn an ``(H, W, 3)`` array from :func:`load_image` into a ``(3, H, W)`` tensor."""
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))

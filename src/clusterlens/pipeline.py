@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from clusterlens.allocate import Allocation, allocate
-from clusterlens.image import ImageInput, load_image
+from clusterlens.allocate import Allocation, PatchGrid, allocate
+from clusterlens.image import ImageInput, image_size, load_image
 from clusterlens.relevance import (
     NO_QUERY_WEIGHTS,
     QUERY_WEIGHTS,
@@ -95,12 +95,17 @@ def select_patches(
             with the package picks the weights per image; needs a query).
         clusters: an (H, W) cluster map; computed with ``cluster_method`` when a
             cluster strategy needs one and none is given.
-        max_side: images are downscaled to this longer side first (None: never).
+        max_side: images are downscaled to this longer side first (None: never); the
+            allocation's pixel boxes still refer to the image as given.
     """
     timings: dict[str, float] = {}
     notes: list[str] = []
     started = time.perf_counter()
+    original = image_size(image)
     rgb = load_image(image, max_side=max_side)
+    if patch_size is not None:  # patch sizes count pixels of the image as given
+        grid = PatchGrid.from_patch_size(*original, patch_size).shape
+        patch_size = None
     if model is None:
         notes.append(f"no model named: using the offline default {DEFAULT_MODEL}")
     coupler = model if model is not None and not isinstance(model, str) else None
@@ -137,6 +142,10 @@ def select_patches(
         },
         **options,
     )
+    if rgb.shape[:2] != original:
+        # boxes in pixels of the image as given; the maps were computed on a smaller copy
+        allocation.grid = PatchGrid(*original, allocation.grid.rows, allocation.grid.cols)
+        allocation.meta["processed_size"] = list(rgb.shape[:2])
     relevance = np.tensordot(np.array([combiner.weights[w] for w in WAYS]), ways, axes=1)
     return Selection(rgb, allocation, ways, relevance.astype(np.float32), cluster_map, notes)
 

@@ -45,6 +45,10 @@ class PatchGrid:
         return cls(height, width, math.ceil(height / patch_size), math.ceil(width / patch_size))
 
     @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows, self.cols)
+
+    @property
     def size(self) -> int:
         return self.rows * self.cols
 

@@ -17,11 +17,19 @@ from clusterlens.allocate import Allocation  # noqa: E402
 DIM = 0.3  # brightness of what the allocation drops
 
 
+def boxes_on(image: np.ndarray, allocation: Allocation) -> np.ndarray:
+    """Kept patches as pixel boxes of ``image`` (which may be a resized copy)."""
+    height, width = image.shape[:2]
+    scale = np.array([width, height, width, height])
+    boxes = np.round(allocation.boxes * scale).astype(np.int64)
+    boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 1)
+    return boxes
+
+
 def kept_overlay(image: np.ndarray, allocation: Allocation) -> np.ndarray:
     """The image with everything outside the kept patches dimmed to DIM."""
-    height, width = image.shape[:2]
-    keep = np.zeros((height, width), dtype=bool)
-    for x0, y0, x1, y1 in allocation.pixel_boxes:
+    keep = np.zeros(image.shape[:2], dtype=bool)
+    for x0, y0, x1, y1 in boxes_on(image, allocation):
         keep[y0:y1, x0:x1] = True
     return np.where(keep[:, :, None], image, image * DIM)
 
@@ -39,7 +47,7 @@ def save_allocation_picture(
     height, width = image.shape[:2]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 6 * height / width + 0.9), dpi=100)
     left.imshow(kept_overlay(image, allocation))
-    _outline(left, allocation)
+    _outline(left, allocation, boxes_on(image, allocation))
     left.set_title(_accounting(allocation), fontsize=9)
     heat = right.imshow(relevance, cmap="magma", vmin=0, vmax=max(float(relevance.max()), 1e-6))
     right.set_title("balanced relevance " + _weights(allocation), fontsize=9)
@@ -54,13 +62,13 @@ def save_allocation_picture(
     return path
 
 
-def _outline(axis: plt.Axes, allocation: Allocation) -> None:
+def _outline(axis: plt.Axes, allocation: Allocation, boxes: np.ndarray) -> None:
     budgets = allocation.budgets.astype(float)
     low, high = (budgets.min(), budgets.max()) if len(budgets) else (0.0, 1.0)
     colours = plt.get_cmap("viridis")(
         (budgets - low) / (high - low) if high > low else np.ones_like(budgets)
     )
-    for (x0, y0, x1, y1), colour in zip(allocation.pixel_boxes, colours, strict=True):
+    for (x0, y0, x1, y1), colour in zip(boxes, colours, strict=True):
         axis.add_patch(
             Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=0.8, ec=colour)
         )
