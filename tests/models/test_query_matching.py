@@ -1,0 +1,159 @@
+"""Text queries -> CamVid classes, and the refusal to map unrelated text.
+
+Tests marked slow load the packaged all-MiniLM-L6-v2 model; the stub-encoder tests
+check the matching logic in milliseconds.
+
+The threshold in clusterlens.models.text was chosen on exactly these lists: every
+positive scores >= 0.47 for its intended class, every negative's best class <= 0.42.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clusterlens.models.offline.segmenter import CAMVID_SYNONYMS
+from clusterlens.models.text import DEFAULT_THRESHOLD, QueryMatcher
+
+POSITIVES = {
+    "vehicle": "Car",
+    "person walking": "Pedestrian",
+    "traffic sign": "SignSymbol",
+    "sidewalk": "Pavement",
+    "parked cars": "Car",
+    "a photo of a car": "Car",
+    "the street": "Road",
+    "cars on the road": "Car",
+    "a man crossing the street": "Pedestrian",
+    "people": "Pedestrian",
+    "cyclists": "Bicyclist",
+    "someone on a bike": "Bicyclist",
+    "stop sign": "SignSymbol",
+    "traffic lights": "SignSymbol",
+    "lamp posts": "Pole",
+    "houses": "Building",
+    "office buildings": "Building",
+    "trees and bushes": "Tree",
+    "green vegetation": "Tree",
+    "blue sky": "Sky",
+    "clouds": "Sky",
+    "asphalt road": "Road",
+    "the road surface": "Road",
+    "a fence": "Fence",
+    "metal railings": "Fence",
+    "lorry": "Car",
+    "pedestrians": "Pedestrian",
+    "footpath next to the road": "Pavement",
+    "a bus": "Car",
+    "the kerb": "Pavement",
+}
+NEGATIVES = [
+    "a photo of a giraffe",
+    "quantum chromodynamics",
+    "a bowl of soup",
+    "a laptop keyboard",
+    "birthday cake",
+    "happiness",
+    "a cat sleeping",
+    "the stock market",
+    "mathematics homework",
+    "a glass of wine",
+    "an elephant",
+    "piano music",
+    "a computer screen",
+    "ocean waves",
+    "a dragon",
+]
+
+
+@pytest.fixture(scope="module")
+def matcher() -> QueryMatcher:
+    return QueryMatcher(CAMVID_SYNONYMS)
+
+
+@pytest.mark.slow  # loads the sentence model (a few seconds)
+@pytest.mark.parametrize(("query", "expected"), POSITIVES.items())
+def test_query_naming_a_class_matches_it(matcher, query, expected):
+    result = matcher.match(query)
+    assert result.matched
+    assert expected in result.classes
+    assert len(result.classes) <= 2  # only near-ties besides the best class
+    assert result.scores[expected] >= DEFAULT_THRESHOLD
+
+
+@pytest.mark.slow  # loads the sentence model (a few seconds)
+@pytest.mark.parametrize("query", NEGATIVES)
+def test_unrelated_query_is_reported_as_no_match(matcher, query):
+    result = matcher.match(query)
+    assert not result.matched
+    assert result.classes == ()
+    assert result.best[1] < result.threshold
+
+
+@pytest.mark.slow  # loads the sentence model (a few seconds)
+def test_threshold_separates_positives_from_negatives_with_a_gap(matcher):
+    lowest_positive = min(matcher.match(q).scores[c] for q, c in POSITIVES.items())
+    highest_negative = max(matcher.match(q).best[1] for q in NEGATIVES)
+    assert highest_negative < DEFAULT_THRESHOLD < lowest_positive
+    assert lowest_positive - highest_negative > 0.03
+
+
+@pytest.mark.slow  # loads the sentence model (a few seconds)
+def test_examples_from_the_issue_map_to_a_single_class(matcher):
+    for query, expected in [
+        ("vehicle", "Car"),
+        ("person walking", "Pedestrian"),
+        ("traffic sign", "SignSymbol"),
+        ("sidewalk", "Pavement"),
+    ]:
+        assert matcher.match(query).classes == (expected,)
+
+
+@pytest.mark.slow  # loads the sentence model (a few seconds)
+def test_scores_cover_every_class_and_are_cosines(matcher):
+    result = matcher.match("giraffe")
+    assert set(result.scores) == set(CAMVID_SYNONYMS)
+    assert all(-1.0 <= value <= 1.0 + 1e-6 for value in result.scores.values())
+
+
+@pytest.mark.slow  # loads the sentence model (a few seconds)
+def test_leading_filler_words_are_ignored(matcher):
+    assert matcher.match("a photo of a car").scores == pytest.approx(matcher.match("car").scores)
+
+
+class _BagOfWordsEncoder:
+    """A tiny stand-in encoder: one axis per known word, so scores are predictable."""
+
+    words = ["car", "road", "sky", "truck"]
+
+    def encode(self, texts, convert_to_numpy=True, normalize_embeddings=True):
+        vectors = np.array(
+            [[float(word in text.split()) for word in self.words] + [0.1] for text in texts]
+        )
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_threshold_and_margin_logic_with_a_stub_encoder():
+    matcher = QueryMatcher(
+        {"Car": ["truck"], "Road": [], "Sky": []}, encoder=_BagOfWordsEncoder(), threshold=0.5
+    )
+    assert matcher.match("truck").classes == ("Car",)
+    # "car road" is equally close to Car and Road: a near-tie returns both.
+    assert set(matcher.match("car road").classes) == {"Car", "Road"}
+    assert not matcher.match("banana").matched
+
+
+@pytest.mark.parametrize("query", ["", "   ", None, 3])
+def test_bad_queries_raise_value_error(query):
+    matcher = QueryMatcher({"Car": []}, encoder=_BagOfWordsEncoder())
+    with pytest.raises(ValueError, match="query"):
+        matcher.match(query)
+
+
+def test_bad_matcher_settings_are_rejected():
+    with pytest.raises(ValueError, match="threshold"):
+        QueryMatcher({"Car": []}, threshold=1.5)
+    with pytest.raises(ValueError, match="at least one class"):
+        QueryMatcher({})
+    with pytest.raises(ValueError, match="empty phrase"):
+        QueryMatcher({"Car": [" "]})
