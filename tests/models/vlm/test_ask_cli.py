@@ -1,0 +1,103 @@
+"""``clusterlens ask`` end to end on a tiny random model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from clusterlens.cli import ask
+from clusterlens.models.vlm import DecoderShape, prefill_flops
+from clusterlens.models.vlm.tiny import sample_image
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    app = typer.Typer(pretty_exceptions_enable=False)
+
+    @app.callback()
+    def _root() -> None:
+        """Test root, so that ``ask`` is a subcommand as in the real app."""
+
+    ask.register(app)
+    return app
+
+
+@pytest.fixture
+def image_file(tmp_path):
+    path = tmp_path / "square.png"
+    Image.fromarray(sample_image(224, 336)).save(path)
+    return path
+
+
+@pytest.mark.slow
+def test_ask_keeps_the_budget_and_accounts_for_it(app, image_file):
+    result = runner.invoke(
+        app,
+        ["ask", str(image_file), "--query", "red square", "--vlm", "tiny:qwen2_vl"]
+        + ["--budget", "20", "--max-new-tokens", "3", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    # 224 x 336 px -> 8 x 12 tokens of 28 px; the allocation grid is that grid
+    assert report["token_grid"] == [8, 12]
+    assert report["image_tokens_full"] == 96 and report["image_tokens_kept"] == 20
+    assert report["tokens_full"] - report["tokens_kept"] == 96 - 20
+    shape = DecoderShape(layers=2, hidden=32, ffn=64)
+    assert report["flops_kept"] == prefill_flops(report["tokens_kept"], shape)
+    assert report["flops_full"] == prefill_flops(report["tokens_full"], shape)
+    assert any("random weights" in note for note in report["notes"])
+
+
+def test_a_model_that_is_not_on_disk_is_a_clear_error(app, image_file, tmp_path):
+    missing = tmp_path / "no-such-model"
+    missing.mkdir()
+    result = runner.invoke(app, ["ask", str(image_file), "--query", "car", "--vlm", str(missing)])
+    assert result.exit_code == 2
+    assert "no config.json" in result.output
+
+
+def test_a_missing_image_is_a_clear_error(app, tmp_path):
+    result = runner.invoke(
+        app, ["ask", str(tmp_path / "nope.png"), "--query", "car", "--vlm", "tiny:llava"]
+    )
+    assert result.exit_code == 2 and "image not found" in result.output
+
+
+@pytest.mark.slow
+def test_quadtree_leaves_are_pooled_into_one_token_each(app, image_file):
+    base = ["ask", str(image_file), "--query", "red square", "--vlm", "tiny:llava"]
+    base += ["--strategy", "quadtree", "--budget", "7", "--max-new-tokens", "2", "--json"]
+    pooled = runner.invoke(app, base)
+    covered = runner.invoke(app, [*base, "--coarse", "cover"])
+    assert pooled.exit_code == 0 and covered.exit_code == 0, pooled.output + covered.output
+    pooled_report = json.loads(pooled.stdout[pooled.stdout.index("{") :])
+    covered_report = json.loads(covered.stdout[covered.stdout.index("{") :])
+    assert pooled_report["image_tokens_kept"] == 7  # one token per leaf
+    assert covered_report["image_tokens_kept"] == 36  # leaves tile the 6 x 6 grid
+
+
+@pytest.mark.slow
+def test_token_budget_adds_crops_and_counts_them_against_the_plain_image(app, image_file):
+    args = ["ask", str(image_file), "--query", "red square", "--vlm", "tiny:qwen2_vl"]
+    args += ["--strategy", "topk", "--budget", "24", "--max-new-tokens", "2", "--json"]
+    result = runner.invoke(app, [*args, "--token-budget", "40", "--token-range", "4,12"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    # 3 patches of 12 tokens fit under 40: 3 base tokens + 3 crops of 3 x 4 tokens
+    assert report["image_tokens_kept"] == 3 + 36
+    assert report["image_tokens_full"] == 96  # the plain full image is the reference
+    assert any("3 patches re-encoded from crops: 36" in note for note in report["notes"])
+
+
+def test_token_budget_needs_a_qwen_model_and_a_valid_range(app, image_file):
+    args = ["ask", str(image_file), "--query", "car", "--vlm", "tiny:llava"]
+    result = runner.invoke(app, [*args, "--token-budget", "100"])
+    assert result.exit_code == 2 and "needs a Qwen-family VLM" in result.output
+    result = runner.invoke(app, [*args, "--token-budget", "100", "--token-range", "64"])
+    assert result.exit_code == 2 and "--token-range must be two integers" in result.output
