@@ -32,6 +32,7 @@ from clusterlens.allocate import CellScorer, PatchGrid, allocate
 from clusterlens.evaluate.camvid import list_pairs, load_pair
 from clusterlens.models import load_model
 from clusterlens.regions import cluster_image
+from clusterlens.regions.hierarchy import group_clusters
 from clusterlens.relevance import QUERY_WEIGHTS, WAYS, FixedBalancer, ways_of_knowing
 
 BUDGETS = (64, 144, 256)
@@ -61,6 +62,12 @@ def image_cases(model, image: np.ndarray, labels: np.ndarray):
             ways = base.copy()
             ways[2] = probabilities[index]
             yield name, mask, ways
+
+
+def clusters_like_select(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """64 fast-SLIC clusters and 16 Ward groups of them, as ``clusterlens select`` makes."""
+    clusters = cluster_image(image, "fast", 64).labels
+    return clusters, group_clusters(clusters, image, max_clusters=16).coarse.labels
 
 
 def evaluate_case(ways, mask, clusters, parents, balancer, rows_out, case_info, adaptive=None):
@@ -165,8 +172,7 @@ def latency(model, image: np.ndarray, repeats: int) -> dict[str, dict[str, float
     """Strategy time alone on a 1024^2 image (maps and clusters prepared beforehand)."""
     large = cv2.resize(image, (1024, 1024), interpolation=cv2.INTER_LINEAR)
     ways = ways_of_knowing(large, model.predict_proba(large)[model.class_names.index("Car")])
-    clusters = cluster_image(large, "slic", 64).labels
-    parents = cluster_image(large, "slic", 16).labels
+    clusters, parents = clusters_like_select(large)
     balancer = FixedBalancer(QUERY_WEIGHTS)
 
     def run(strategy):
@@ -282,8 +288,7 @@ def main() -> None:
     rows: list[dict] = []
     for image_path, label_path in tqdm(pairs, desc="CamVid val"):
         image, labels = load_pair(image_path, label_path)
-        clusters = cluster_image(image, "slic", 64).labels
-        parents = cluster_image(image, "slic", 16).labels
+        clusters, parents = clusters_like_select(image)
         for name, mask, ways in image_cases(model, image, labels):
             info_case = {"image": image_path.stem, "query": name, "class_share": float(mask.mean())}
             evaluate_case(ways, mask, clusters, parents, balancer, rows, info_case, adaptive)

@@ -16,6 +16,11 @@ MODULES = [
     "clusterlens.texture.pyramid",
     "clusterlens.allocate.registry",
     "clusterlens.allocate.budgets",
+    "clusterlens.models.vlm",
+    "clusterlens.models.vlm._mapping",
+    "clusterlens.models.vlm.flops",
+    "clusterlens.models.vlm.qwen",
+    "clusterlens.models.vlm.budgets",
 ]
 
 

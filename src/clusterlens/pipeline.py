@@ -75,7 +75,7 @@ def select_patches(
     weights: dict[str, float] | None = None,
     balancer: str = "fixed",
     clusters: np.ndarray | None = None,
-    cluster_method: str = "slic",
+    cluster_method: str = "fast",
     token_budget: int | None = None,
     seed: int = 0,
     max_side: int | None = 1024,
@@ -93,8 +93,10 @@ def select_patches(
         weights: fixed balancer weights per way of knowing (default: question-first).
         balancer: "fixed" (``weights``) or "adaptive" (the trained balancer shipped
             with the package picks the weights per image; needs a query).
-        clusters: an (H, W) cluster map; computed with ``cluster_method`` when a
-            cluster strategy needs one and none is given.
+        clusters: an (H, W) cluster map; computed with ``cluster_method`` (default the
+            fast coarse-to-fine SLIC of ``clusterlens.regions``) when a cluster strategy
+            needs one and none is given; ``hierarchical-cluster`` groups them into 16
+            coarse clusters (Ward, on colour and position).
         max_side: images are downscaled to this longer side first (None: never); the
             allocation's pixel boxes still refer to the image as given.
     """
@@ -207,9 +209,11 @@ def _coupling(
 def _clusters_for(
     strategy: str, rgb: np.ndarray, given: np.ndarray | None, method: str, timings: dict[str, float]
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Cluster maps for the strategies that use them; fine and grouped for the hierarchy."""
     if strategy not in CLUSTER_STRATEGIES:
         return given, None
     from clusterlens.regions import cluster_image  # local: only cluster strategies need it
+    from clusterlens.regions.hierarchy import group_clusters
 
     started = time.perf_counter()
     labels = (
@@ -219,6 +223,6 @@ def _clusters_for(
     )
     parents = None
     if strategy == "hierarchical-cluster":
-        parents = cluster_image(rgb, method, PARENT_CLUSTERS).labels
+        parents = group_clusters(labels, rgb, max_clusters=PARENT_CLUSTERS).coarse.labels
     timings["clusters_ms"] = (time.perf_counter() - started) * 1000
     return labels, parents

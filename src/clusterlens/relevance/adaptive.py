@@ -107,5 +107,5 @@ def fit_balancer(
         loss = nn.functional.binary_cross_entropy(scores, truth)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.detach().item())
     return model.eval(), losses
