@@ -26,8 +26,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# OMP_WAIT_POLICY=PASSIVE: on a shared 2-core machine spinning OpenMP threads distort timings
 bench: $(STAMP)
-	$(BIN)/python benchmarks/texture.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/texture.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/allocate.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/regions.py --limit 100
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/vlm.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -154,3 +154,14 @@ def test_bad_pyramid_arguments():
         MipPyramid.from_texture(tex).level(5)
     with pytest.raises(ValueError, match="at least one level"):
         MipPyramid([], ())
+
+
+def test_fast_2x2_average_matches_avg_pool_on_strided_input():
+    import torch.nn.functional as F
+
+    from clusterlens.texture.pyramid import average_2x2
+
+    data = torch.rand(3, 40, 60).transpose(1, 2)  # (3, 60, 40), not contiguous
+    torch.testing.assert_close(average_2x2(data), F.avg_pool2d(data[None], 2)[0])
+    doubles = data.double()
+    torch.testing.assert_close(average_2x2(doubles), F.avg_pool2d(doubles[None], 2)[0])

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -42,7 +44,7 @@ def downsample(
     height, width = data.shape[-2:]
     uneven = _uneven(row_counts) or _uneven(col_counts) or height % 2 or width % 2
     if not uneven:
-        pooled = F.avg_pool2d(data[None], 2)[0]
+        pooled = average_2x2(data)
     else:
         rows = row_counts if row_counts is not None else torch.ones(height)
         cols = col_counts if col_counts is not None else torch.ones(width)
@@ -56,6 +58,24 @@ def downsample(
         ids = F.pad(data[None, index], (0, width % 2, 0, height % 2), mode="replicate")[0]
         pooled[index] = mode_pool(ids)
     return pooled
+
+
+def average_2x2(data: torch.Tensor) -> torch.Tensor:
+    """Plain 2x2 mean of an even-sized float32 (C, H, W) tensor.
+
+    OpenCV's INTER_AREA resize at exactly half size is this box mean, vectorised and
+    about 6x faster than ``F.avg_pool2d`` on this CPU (benchmarks/texture.py); other
+    dtypes and devices use ``avg_pool2d``.
+    """
+    if data.dtype != torch.float32 or data.device.type != "cpu":
+        return F.avg_pool2d(data[None], 2)[0]
+    planes = data.detach().numpy()
+    channels, height, width = planes.shape
+    out = np.empty((channels, height // 2, width // 2), dtype=np.float32)
+    for index in range(channels):  # one call per channel: OpenCV works on 2-D planes
+        plane = np.ascontiguousarray(planes[index])
+        cv2.resize(plane, (width // 2, height // 2), dst=out[index], interpolation=cv2.INTER_AREA)
+    return torch.from_numpy(out)
 
 
 def pooled_counts(counts: torch.Tensor) -> torch.Tensor:
