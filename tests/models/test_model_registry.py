@@ -90,3 +90,13 @@ def test_missing_bundled_checkpoint_is_an_error_not_random_weights(tmp_path, mon
 def test_unknown_sentence_model_is_rejected():
     with pytest.raises(UnknownModelError, match="all-MiniLM-L6-v2"):
         load_model("sentence:bert-large")
+
+
+@pytest.mark.parametrize(
+    "name", ["sam:/nowhere/sam_vit_l.pth", "sam2:/nowhere/sam2.1_hiera_tiny.pt"]
+)
+def test_sam_checkpoints_load_through_the_registry_with_a_clear_error(name):
+    from clusterlens.models import load_model
+
+    with pytest.raises(FileNotFoundError, match="checkpoint not found at /nowhere"):
+        load_model(name)

