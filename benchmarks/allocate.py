@@ -223,7 +223,9 @@ def _precision_verdict(by_key) -> str:
         )
         lines.append(
             f"- K={k}: top-K precision on classes < 10% is {ratio:.1f}× uniform's "
-            f"(goal ≥ 5×); cascade precision minus top-K's: {gaps} (goal within 0.02)."
+            f"(goal ≥ 5×; ceiling {1024 / k:.1f}×: a class of A cells gives at most A/K "
+            f"precision where uniform gets A/1024); cascade precision minus top-K's: {gaps} "
+            "(goal within 0.02)."
         )
     return "\n".join(lines)
 
