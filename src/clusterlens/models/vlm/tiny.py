@@ -119,6 +119,12 @@ def _mrope_section(text: dict[str, Any]) -> list[int]:
     raise ValueError(f"tiny configs need head_dim 8 or a multiple of 32, got {2 * half}")
 
 
+def _tiny_vision(out_hidden: int, **extra: Any) -> dict[str, Any]:
+    """The two-block vision tower shared by the tiny Qwen2.5-VL and Qwen3-VL configs."""
+    base = {"depth": 2, "hidden_size": 16, "intermediate_size": 32, "num_heads": 2}
+    return base | {"out_hidden_size": out_hidden} | extra
+
+
 def tiny_qwen_vl(
     family: str = "qwen2_vl", seed: int = 0, text: dict[str, Any] | None = None
 ) -> TinyVLM:
@@ -139,15 +145,7 @@ def tiny_qwen_vl(
     elif family == "qwen2_5_vl":
         config = tf.Qwen2_5_VLConfig(
             text_config=_text_config(text, rope_parameters=rope),
-            vision_config={
-                "depth": 2,
-                "hidden_size": 16,
-                "intermediate_size": 32,
-                "num_heads": 2,
-                "out_hidden_size": hidden,
-                "window_size": 56,
-                "fullatt_block_indexes": [1],
-            },
+            vision_config=_tiny_vision(hidden, window_size=56, fullatt_block_indexes=[1]),
             **tokens,
         )
         model_class, patch = tf.Qwen2_5_VLForConditionalGeneration, 14
@@ -160,15 +158,9 @@ def tiny_qwen_vl(
                 rope_parameters=rope,
                 head_dim=hidden // _text_config(text)["num_attention_heads"],
             ),
-            vision_config={
-                "depth": 2,
-                "hidden_size": 16,
-                "intermediate_size": 32,
-                "num_heads": 2,
-                "out_hidden_size": hidden,
-                "num_position_embeddings": 64,
-                "deepstack_visual_indexes": [0],
-            },
+            vision_config=_tiny_vision(
+                hidden, num_position_embeddings=64, deepstack_visual_indexes=[0]
+            ),
             **tokens,
         )
         model_class, patch = tf.Qwen3VLForConditionalGeneration, 16
