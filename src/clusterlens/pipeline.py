@@ -73,7 +73,7 @@ def select_patches(
     patch_size: int | None = None,
     gaze: tuple[float, float] | None = None,
     weights: dict[str, float] | None = None,
-    balancer: str = "fixed",
+    balancer: str | None = None,
     clusters: np.ndarray | None = None,
     cluster_method: str = "fast",
     token_budget: int | None = None,
@@ -90,9 +90,13 @@ def select_patches(
             passed to :func:`clusterlens.allocate.allocate`.
         model: the query-coupling model: a registry name (default ``offline:camvid``)
             or a loaded object with ``match_query(text)`` and ``relevance(image, classes)``.
-        weights: fixed balancer weights per way of knowing (default: question-first).
-        balancer: "fixed" (``weights``) or "adaptive" (the trained balancer shipped
-            with the package picks the weights per image; needs a query).
+        weights: fixed balancer weights per way of knowing (question-first by default).
+        balancer: "adaptive" (the balancer trained with the offline model, shipped in
+            the package, picks the weights per image), or "fixed" (``weights``). Default:
+            "fixed" when ``weights`` are given, else "adaptive" — on CamVid val it keeps
+            patches at least as precise as the fixed weights, and lets cascades match the
+            exhaustive top-K more closely (``docs/benchmarks.md``). Without a query the
+            weights are always the fixed information/salience ones.
         clusters: an (H, W) cluster map; computed with ``cluster_method`` (default the
             fast coarse-to-fine SLIC of ``clusterlens.regions``) when a cluster strategy
             needs one and none is given; ``hierarchical-cluster`` groups them into 16
@@ -118,6 +122,7 @@ def select_patches(
     timings["ways_ms"] = (
         elapsed - timings.get("encoder_ms", 0.0) - timings.get("load_model_ms", 0.0)
     )
+    balancer = balancer or ("fixed" if weights else "adaptive")
     combiner = _balancer(balancer, weights, ways, coupling is not None, notes)
     cluster_map, parents = _clusters_for(strategy, rgb, clusters, cluster_method, timings)
     allocation = allocate(

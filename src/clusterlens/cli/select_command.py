@@ -29,7 +29,9 @@ def select_command(
     token_budget: int | None = typer.Option(
         None, help="Total tokens; budgets then vary with relevance in 64..400 per patch."
     ),
-    balancer: str = typer.Option("fixed", help="fixed | adaptive (weights picked per image)."),
+    balancer: str = typer.Option(
+        "adaptive", help="adaptive (weights picked per image, trained) | fixed (0.1/0.1/0.8)."
+    ),
     seed: int = typer.Option(0, help="Seed for the random strategy."),
     out: Path = typer.Option(Path("outputs/select"), "--out", "-o", help="Output folder."),
     json_file: Path | None = typer.Option(
