@@ -197,14 +197,14 @@ def mode_pool_2x2(labels: np.ndarray) -> LabelArray:
     Each output pixel is the most common of its 2x2 block; ties go to the
     earliest of top-left, top-right, bottom-left, bottom-right.
     """
+    # One mechanism for ids at every level: the same mode pooling the texture pyramid
+    # applies to its cluster_id channel, so both agree by construction.
+    from clusterlens.texture.pyramid import mode_pool  # local: texture is heavy to import
+
     height, width = labels.shape
     padded = np.pad(labels, ((0, height % 2), (0, width % 2)), mode="edge")
-    corners = np.stack(
-        [padded[0::2, 0::2], padded[0::2, 1::2], padded[1::2, 0::2], padded[1::2, 1::2]]
-    )
-    votes = (corners[:, None] == corners[None, :]).sum(axis=1)  # (4, h, w)
-    winner = votes.argmax(axis=0)  # argmax returns the first maximum
-    return np.take_along_axis(corners, winner[None], axis=0)[0].astype(np.int32)
+    pooled = mode_pool(torch.from_numpy(np.ascontiguousarray(padded, dtype=np.int64))[None])
+    return pooled[0].numpy().astype(np.int32)
 
 
 def cluster_means(
