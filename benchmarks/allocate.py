@@ -65,7 +65,8 @@ def image_cases(model, image: np.ndarray, labels: np.ndarray):
 
 
 def clusters_like_select(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """64 fast-SLIC clusters and 16 Ward groups of them, as ``clusterlens select`` makes."""
+    """64 fast-SLIC clusters and 16 Ward groups of them (``select`` uses the same method;
+    it starts ``hierarchical-cluster`` from 128 fine clusters)."""
     clusters = cluster_image(image, "fast", 64).labels
     return clusters, group_clusters(clusters, image, max_clusters=16).coarse.labels
 

@@ -185,3 +185,8 @@ def test_image_size_reads_headers_and_shapes(tmp_path):
     assert image_size(torch.zeros(3, 7, 8)) == (7, 8)
     with pytest.raises(FileNotFoundError):
         image_size(tmp_path / "missing.png")
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="not a readable image"):
+        image_size(tmp_path / "junk.png")
+    with pytest.raises(TypeError, match="accepted"):
+        image_size([[0, 1]])

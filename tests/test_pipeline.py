@@ -110,3 +110,9 @@ def test_balancer_choice_is_checked_and_reported():
         "salience": 0.0,
         "coupling": 1.0,
     }
+
+
+def test_no_query_uses_no_model_and_says_only_that():
+    result = select_patches(textured(), "", "topk", 4)  # default model never loaded
+    assert result.notes == ["no query: patches chosen by information and salience only"]
+    assert result.allocation.meta["query_match"] is None

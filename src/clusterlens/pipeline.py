@@ -112,7 +112,7 @@ def select_patches(
     if patch_size is not None:  # patch sizes count pixels of the image as given
         grid = PatchGrid.from_patch_size(*original, patch_size).shape
         patch_size = None
-    if model is None:
+    if model is None and query and query.strip():  # without a query no model is used
         notes.append(f"no model named: using the offline default {DEFAULT_MODEL}")
     coupler = model if model is not None and not isinstance(model, str) else None
     model_name = getattr(coupler, "name", None) or model or DEFAULT_MODEL

@@ -124,3 +124,17 @@ def test_select_writes_picture_and_json_and_rejects_bad_input(image_file, tmp_pa
     ]:
         result = runner.invoke(app, ["select", str(image_file), "--out", str(tmp_path), *arguments])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.slow
+def test_demo_on_a_given_image_names_its_outputs_after_it(image_file, tmp_path):
+    result = runner.invoke(
+        app, ["demo", "--image", str(image_file), "--out", str(tmp_path), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    written = json.loads(result.stdout)["texture"]["wrote"]
+    assert all(Path(p).name.startswith("sample_") for p in written)
+    missing = runner.invoke(
+        app, ["demo", "--image", str(tmp_path / "none.png"), "--out", str(tmp_path)]
+    )
+    assert missing.exit_code == 2 and "not found" in missing.output
