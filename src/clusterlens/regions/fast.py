@@ -7,21 +7,23 @@ image 4-8x smaller; only pixels near a boundary need full resolution. So:
 
 1. area-downsample by a power of two ``f`` chosen so a superpixel is still about
    ``coarse_spacing`` coarse pixels wide (``f`` = 1 for dense segmentations), and
-   convert that small image to CIELAB (OpenCV);
-2. run SLIC there, vectorised cell by cell: the coarse image is cut into one cell
-   per seed, and every pixel of a cell is compared with the same 9 seeds (its
-   cell's and the 8 around it) by broadcasting -- no Python loop over pixels and no
-   per-pixel gathers; then keep each label's largest 4-connected piece;
-3. upsample: the full-resolution image is tiled into ``f x f`` cells between four
-   coarse pixel centres; a cell whose four coarse labels agree takes that label as
-   a block; in every other cell each pixel picks, among those four labels, the
-   centre nearest in the SLIC distance, using its own full-resolution colour;
-4. make every label one 4-connected piece again (stray pixels of step 3 take a
-   neighbour's label).
+   convert that small image to CIELAB;
+2. run SLIC there with one seed per grid cell, each pixel compared with the 9 seeds
+   of its cell and the cells around it; then keep each label's largest 4-connected
+   piece;
+3. refine: every full-resolution pixel lies between four coarse pixel centres; where
+   their labels agree it takes that label, elsewhere it picks, among those four
+   labels, the centre nearest in the SLIC distance using its own colour;
+4. make every label one 4-connected piece again (stray pieces of step 3 join a
+   neighbour).
 
 Step 3 touches only the boundary band, so the full-resolution work is a fraction of
 one SLIC iteration instead of ten. Images above :data:`REFINE_PIXELS` are refined
 at half resolution and nearest-upsampled (boundaries within one pixel).
+
+Each step is one compiled pass (:mod:`clusterlens.regions._fast_kernels`, Numba):
+the earlier vectorised NumPy version of the same algorithm measured 2-3x slower,
+most of it spent allocating boundary-band temporaries (``docs/regions.md``).
 """
 
 from __future__ import annotations
@@ -30,11 +32,10 @@ import math
 
 import cv2
 import numpy as np
-from skimage.measure import label as connected_components
 
+from clusterlens.regions import _fast_kernels as kernels
 from clusterlens.regions.registry import register_method
 
-_FEATURES = 5  # L, a, b, y, x
 #: Shortest side of the coarse level. Below it too few pixels are left to place
 #: boundaries (BSDS val, 100 regions: boundary recall 0.018 below scikit-image at f=8,
 #: level with it at f=4).
@@ -43,7 +44,7 @@ MIN_COARSE_SIDE = 48
 REFINE_PIXELS = 2**19
 
 
-@register_method("fast", "coarse-level vectorised SLIC + full-resolution boundary refinement")
+@register_method("fast", "coarse-level SLIC + full-resolution boundary refinement (Numba)")
 def fast_slic(
     rgb: np.ndarray,
     n_segments: int,
@@ -85,18 +86,18 @@ def fast_slic(
     factor = _downsampling_factor(spacing, coarse_spacing, height, width)
     # Averaging RGB before the (non-linear) CIELAB conversion is close enough for seeds,
     # and it converts factor**2 fewer pixels; the refinement converts its own pixels.
-    coarse = cv2.cvtColor(_area_downsample(rgb, factor), cv2.COLOR_RGB2Lab)
+    coarse = kernels.rgb_to_lab(_area_downsample(rgb, factor))
     weight = (compactness * factor / spacing) ** 2  # spatial weight in coarse pixel units
-    labels = _coarse_slic(_CellGrid(coarse, height, width, spacing), weight, iterations)
+    cell_h, cell_w = _cell_size(*coarse.shape[:2], height / spacing, width / spacing)
+    labels = kernels.cell_slic(coarse, cell_h, cell_w, np.float32(weight), iterations)
     labels = _enforce_connectivity(labels, min_size_factor * (spacing / factor) ** 2)
     level = _refine_level(height * width, factor) if refine_level is None else refine_level
     if 2**level >= factor:  # nothing finer to refine at
         return _upsample(labels, factor, height, width)
     step = factor // 2**level
-    target = _area_downsample(rgb, 2**level)
-    refined = _refine_full_resolution(
-        target, labels, _centres(coarse, labels), step, weight / step**2
-    )
+    target = np.ascontiguousarray(_area_downsample(rgb, 2**level))
+    centres = kernels.label_centres(coarse, labels)
+    refined = kernels.refine_boundaries(target, labels, centres, step, np.float32(weight / step**2))
     # Per-pixel decisions can leave specks of a label inside a neighbour; reconnect.
     return _upsample(_enforce_connectivity(refined), 2**level, height, width)
 
@@ -148,75 +149,6 @@ def _area_downsample(image: np.ndarray, factor: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def _features(lab: np.ndarray) -> np.ndarray:
-    """(5, H, W) float32: L, a, b, y, x of every pixel."""
-    height, width = lab.shape[:2]
-    rows, cols = np.indices((height, width), dtype=np.float32)
-    return np.concatenate([np.moveaxis(lab, -1, 0), rows[None], cols[None]])
-
-
-def _centres(lab: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """(K, 5) mean L, a, b, y, x of each label (consecutive labels 0..K-1)."""
-    features = _features(lab).reshape(_FEATURES, -1)
-    flat = labels.ravel()
-    k = int(labels.max()) + 1
-    counts = np.bincount(flat, minlength=k).astype(np.float32)
-    sums = np.stack([np.bincount(flat, channel, k) for channel in features], axis=1)
-    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
-
-
-class _CellGrid:
-    """The coarse image cut into a grid of equal cells, one seed per cell.
-
-    Pixels are stored cell by cell -- (5, rows, cols, cell_h, cell_w) -- so that a
-    pixel's 9 candidate seeds (its own cell's and the 8 around it) are shared by the
-    whole cell and distances broadcast, with no per-pixel gathers. The image is
-    edge-padded to whole cells; padded pixels carry zero weight in the means.
-    """
-
-    def __init__(self, coarse: np.ndarray, height: int, width: int, spacing: float):
-        rows_c, cols_c = coarse.shape[:2]
-        self.cell = _cell_size(rows_c, cols_c, height / spacing, width / spacing)
-        self.rows, self.cols = math.ceil(rows_c / self.cell[0]), math.ceil(cols_c / self.cell[1])
-        padded_shape = (self.rows * self.cell[0], self.cols * self.cell[1])
-        pad = ((0, 0), (0, padded_shape[0] - rows_c), (0, padded_shape[1] - cols_c))
-        features = np.pad(_features(coarse), pad, mode="edge")
-        valid = np.zeros((1, *padded_shape), dtype=np.float32)
-        valid[0, :rows_c, :cols_c] = 1.0
-        self.coarse_shape = (rows_c, cols_c)
-        self.features = np.ascontiguousarray(self._by_cell(features))  # (5, R, C, ch, cw)
-        self.valid = np.ascontiguousarray(self._by_cell(valid)).ravel()
-        cell_ids = np.arange(self.rows * self.cols).reshape(self.rows, self.cols)
-        near_rows = np.clip(
-            np.arange(self.rows)[None] + np.arange(-1, 2)[:, None], 0, self.rows - 1
-        )
-        near_cols = np.clip(
-            np.arange(self.cols)[None] + np.arange(-1, 2)[:, None], 0, self.cols - 1
-        )
-        neighbours = cell_ids[near_rows[:, None, :, None], near_cols[None, :, None, :]]
-        self.neighbours = neighbours.reshape(9, self.rows, self.cols)
-        self.home = np.broadcast_to(cell_ids[:, :, None, None], self.features.shape[1:]).ravel()
-
-    def _by_cell(self, planes: np.ndarray) -> np.ndarray:
-        channels = planes.shape[0]
-        split = planes.reshape(channels, self.rows, self.cell[0], self.cols, self.cell[1])
-        return split.transpose(0, 1, 3, 2, 4)
-
-    def means(self, assigned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(K, 5) feature means and (K,) pixel weights of each seed's pixels."""
-        k = self.rows * self.cols
-        counts = np.bincount(assigned, self.valid, k)
-        flat = self.features.reshape(_FEATURES, -1)
-        sums = np.stack([np.bincount(assigned, channel * self.valid, k) for channel in flat], 1)
-        return (sums / np.maximum(counts, 1e-9)[:, None]).astype(np.float32), counts
-
-    def to_image(self, assigned: np.ndarray) -> np.ndarray:
-        """Cell-ordered labels back to the (hc, wc) coarse image layout."""
-        blocks = assigned.reshape(self.rows, self.cols, *self.cell).transpose(0, 2, 1, 3)
-        image = blocks.reshape(self.rows * self.cell[0], self.cols * self.cell[1])
-        return image[: self.coarse_shape[0], : self.coarse_shape[1]].astype(np.int32)
-
-
 def _cell_size(rows_c: int, cols_c: int, rows: float, cols: float) -> tuple[int, int]:
     """Integer (height, width) of cells whose grid has closest to rows x cols cells."""
     best = None
@@ -229,164 +161,20 @@ def _cell_size(rows_c: int, cols_c: int, rows: float, cols: float) -> tuple[int,
     return best[1]
 
 
-def _coarse_slic(grid: _CellGrid, weight: float, iterations: int) -> np.ndarray:
-    """Plain SLIC k-means on the coarse level: each pixel against the 9 seeds around its cell.
-
-    Features are scaled so that the SLIC distance is Euclidean, and the distance is
-    expanded as ``|c|^2 - 2 p.c`` (``|p|^2`` is the same for every candidate of a
-    pixel, so it cannot change the winner): 10 array operations per candidate
-    instead of 20.
-    """
-    scale = np.sqrt(np.array([1, 1, 1, weight, weight], dtype=np.float32))
-    features = grid.features * scale[:, None, None, None, None]
-    centres, _ = grid.means(grid.home)  # seeds: mean of each cell
-    centres = centres * scale
-    assigned = grid.home
-    for _ in range(iterations):
-        norms = (centres * centres).sum(axis=1)
-        best_distance = best_choice = None
-        for choice, seeds in enumerate(grid.neighbours):  # a running minimum over the 9
-            near = -2 * centres[seeds]  # (R, C, 5): one candidate seed per cell
-            distance = np.broadcast_to(norms[seeds][..., None, None], features.shape[1:]).copy()
-            for channel in range(_FEATURES):
-                distance += features[channel] * near[..., channel, None, None]
-            if best_distance is None:
-                best_distance = distance
-                best_choice = np.zeros(distance.shape, dtype=np.intp)
-                continue
-            closer = distance < best_distance
-            best_choice[closer] = choice
-            np.minimum(best_distance, distance, out=best_distance)
-        cells = np.broadcast_to(grid.neighbours[..., None, None], (9, *best_choice.shape))
-        assigned = np.take_along_axis(cells, best_choice[None], axis=0)[0].ravel()
-        updated, counts = grid.means(assigned)
-        centres = np.where(counts[:, None] > 0, updated * scale, centres)  # empty seeds stay
-    return grid.to_image(assigned)
-
-
 def _enforce_connectivity(labels: np.ndarray, min_size: float = 0.0) -> np.ndarray:
-    """Keep each label's largest 4-connected piece; smaller pieces take a neighbour's label.
+    """Keep each label's largest 4-connected piece; smaller pieces join a neighbour's label.
 
     With ``min_size`` > 0 a label whose largest piece is smaller is absorbed too
     (unless every label is that small). Labels are returned consecutive.
     """
-    pieces = connected_components(labels, background=-1, connectivity=1)  # 1..P
-    sizes = np.bincount(pieces.ravel())
-    owner = np.zeros(len(sizes), dtype=np.int64)
-    owner[pieces.ravel()] = labels.ravel()
-    order = np.lexsort((-sizes[1:], owner[1:])) + 1  # grouped by label, largest piece first
+    pieces, sizes, owners = kernels.connected_pieces(np.ascontiguousarray(labels, np.int32))
+    order = np.lexsort((-sizes, owners))  # grouped by label, largest piece first
     first_of_label = np.ones(len(order), dtype=bool)
-    first_of_label[1:] = owner[order[1:]] != owner[order[:-1]]
+    first_of_label[1:] = owners[order[1:]] != owners[order[:-1]]
     keep = np.zeros(len(sizes), dtype=bool)
     keep[order[first_of_label]] = True
     if min_size > 0 and (keep & (sizes >= min_size)).any():
         keep &= sizes >= min_size
-    orphan = ~keep[pieces]
-    if not orphan.any():
-        return labels.astype(np.int32, copy=False)
-    filled = _fill_from_neighbours(labels.astype(np.int32), orphan)
-    return _consecutive(filled)
-
-
-def _fill_from_neighbours(labels: np.ndarray, orphan: np.ndarray) -> np.ndarray:
-    """Give each orphan pixel the label of a settled 4-neighbour, growing inwards round by round.
-
-    Works on the list of orphan pixels only (usually a few percent of the image), so
-    its cost follows the number of stray pixels, not the image size.
-    """
-    height, width = labels.shape
-    flat_labels = labels.ravel()
-    unsettled = orphan.ravel().copy()
-    todo = np.flatnonzero(unsettled)
-    while todo.size:
-        rows, cols = np.divmod(todo, width)
-        progress = False
-        for step, inside in (
-            (-width, rows > 0),
-            (width, rows < height - 1),
-            (-1, cols > 0),
-            (1, cols < width - 1),
-        ):
-            neighbour = np.where(inside, todo + step, todo)
-            settled = inside & ~unsettled[neighbour] & unsettled[todo]
-            if settled.any():
-                flat_labels[todo[settled]] = flat_labels[neighbour[settled]]
-                unsettled[todo[settled]] = False
-                progress = True
-        if not progress:  # nothing settled anywhere: cannot happen while one piece is kept
-            break
-        todo = todo[unsettled[todo]]
-    return flat_labels.reshape(height, width)
-
-
-def _consecutive(labels: np.ndarray) -> np.ndarray:
-    present = np.bincount(labels.ravel()) > 0
-    return (np.cumsum(present) - 1).astype(np.int32)[labels]
-
-
-def _refine_full_resolution(
-    rgb: np.ndarray, coarse_labels: np.ndarray, centres: np.ndarray, factor: int, weight: float
-) -> np.ndarray:
-    """Upsample coarse labels by ``factor``; re-decide pixels between differing coarse labels.
-
-    The full-resolution image is tiled into ``factor x factor`` cells centred between
-    four coarse pixel centres. A cell whose four coarse labels agree takes that label
-    as a block; in every other cell each pixel picks the nearest of the four labels'
-    centres, computed by broadcasting a cell against its own four candidates (a
-    running minimum over the four, so no per-pixel gathers or argmin over a strided axis).
-    """
-    height, width = rgb.shape[:2]
-    half = factor // 2
-    padded = np.pad(coarse_labels, 1, mode="edge")
-    corners = np.stack([padded[:-1, :-1], padded[:-1, 1:], padded[1:, :-1], padded[1:, 1:]])
-    n_rows, n_cols = corners.shape[1:]
-    tiled = (n_rows * factor, n_cols * factor)
-    labels = np.ascontiguousarray(
-        np.broadcast_to(corners[0][:, None, :, None], (n_rows, factor, n_cols, factor)).reshape(
-            tiled
-        )
-    )
-    cell_rows, cell_cols = np.nonzero((corners != corners[0]).any(axis=0))
-    if cell_rows.size:
-        pad = ((half, tiled[0] - height - half), (half, tiled[1] - width - half), (0, 0))
-        image_cells = np.pad(rgb, pad, mode="edge").reshape(n_rows, factor, n_cols, factor, 3)
-        pixels = image_cells[cell_rows, :, cell_cols]  # (M, f, f, 3)
-        lab = cv2.cvtColor(pixels.reshape(-1, factor, 3), cv2.COLOR_RGB2Lab)
-        lab = np.moveaxis(lab.reshape(pixels.shape), -1, 0)  # (3, M, f, f)
-        offsets = np.arange(factor, dtype=np.float32) - half
-        rows = cell_rows[:, None].astype(np.float32) * factor + offsets  # (M, f) full-res rows
-        cols = cell_cols[:, None].astype(np.float32) * factor + offsets
-        options = corners[:, cell_rows, cell_cols]  # (4, M) candidate labels per cell
-        best = _nearest_of_four(lab, rows, cols, centres, options, factor, np.float32(weight))
-        labels.reshape(n_rows, factor, n_cols, factor)[cell_rows, :, cell_cols] = best
-    return np.ascontiguousarray(labels[half : half + height, half : half + width])
-
-
-def _nearest_of_four(
-    lab: np.ndarray,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    centres: np.ndarray,
-    options: np.ndarray,
-    factor: int,
-    weight: np.float32,
-) -> np.ndarray:
-    """(M, f, f) label of the nearest candidate centre for each pixel of each cell."""
-    best_label = best_distance = None
-    for candidate in options:
-        centre = centres[candidate]  # (M, 5), coarse pixel units
-        # Coarse pixel centres map to full resolution as (c + 0.5) * f - 0.5.
-        dy = rows - ((centre[:, 3:4] + 0.5) * factor - 0.5)
-        dx = cols - ((centre[:, 4:5] + 0.5) * factor - 0.5)
-        distance = weight * (dy[:, :, None] ** 2 + dx[:, None, :] ** 2)
-        for channel in range(3):
-            difference = lab[channel] - centre[:, channel, None, None]
-            distance += difference * difference
-        label = np.broadcast_to(candidate[:, None, None], distance.shape)
-        if best_distance is None:
-            best_label, best_distance = label.copy(), distance
-            continue
-        closer = distance < best_distance
-        best_label[closer] = label[closer]
-        np.minimum(best_distance, distance, out=best_distance)
-    return best_label
+    if keep.all():
+        return kernels.consecutive(np.ascontiguousarray(labels, np.int32))
+    return kernels.consecutive(kernels.absorb_orphans(pieces, owners, keep))
