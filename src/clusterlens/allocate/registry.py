@@ -19,6 +19,7 @@ import torch
 
 from clusterlens.allocate.allocation import Allocation
 from clusterlens.allocate.baselines import exhaustive_topk, random_cells, uniform
+from clusterlens.allocate.bound_cascade import bound_cascade
 from clusterlens.allocate.budgets import DEFAULT_RANGE, fixed_budgets, variable_budgets
 from clusterlens.allocate.cluster_cascade import cluster_cascade, hierarchical_cluster
 from clusterlens.allocate.foveated import foveated
@@ -35,6 +36,7 @@ STRATEGIES: dict[str, Strategy] = {
     "random": random_cells,
     "topk": exhaustive_topk,
     "mip-cascade": mip_cascade,
+    "bound-cascade": bound_cascade,
     "cluster-cascade": cluster_cascade,
     "hierarchical-cluster": hierarchical_cluster,
     "foveated": foveated,
