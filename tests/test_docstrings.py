@@ -21,6 +21,11 @@ MODULES = [
     "clusterlens.models.vlm.flops",
     "clusterlens.models.vlm.qwen",
     "clusterlens.models.vlm.budgets",
+    "clusterlens.evaluate.segmentation",
+    "clusterlens.segment.queries",
+    "clusterlens.segment.proposers",
+    "clusterlens.segment.refine",
+    "clusterlens.segment.merge",
 ]
 
 

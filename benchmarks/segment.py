@@ -1,0 +1,151 @@
+"""MHQR on CamVid: the dense predictor alone, each stage added, the full pipeline.
+
+Everything runs with no download: the bundled ``offline:camvid`` U-Net as the dense
+predictor and the offline region proposer (superpixels + Ward groups). For each
+configuration, over the same images: mIoU (11 classes, label 11 ignored), boundary F1
+(per-class mean, 2 px tolerance), small-object IoU (truth components under 1 % of the
+image, 5 px margin), and seconds per image for the whole configuration (dense
+prediction included) on one torch thread.
+
+Run (from the repository root)::
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/segment.py --split val --num-samples 30
+
+``--num-samples N`` takes N images evenly spaced over the split (not the first N, which
+are consecutive video frames). Writes ``benchmarks/results/segment.json`` (or
+``segment_<split>.json`` for another split) and the table between the
+``segment:start`` / ``segment:end`` markers of ``docs/segment.md``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from clusterlens.evaluate.seg_datasets import SegDataset, load_seg_dataset  # noqa: E402
+from clusterlens.segment import MHQRConfig, MHQRSegmenter  # noqa: E402
+from clusterlens.segment.evaluation import evaluate_segmenter  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOC = ROOT / "docs" / "segment.md"
+
+#: (label, config); None = dense predictor alone.
+CONFIGS: list[tuple[str, MHQRConfig | None]] = [
+    ("dense alone", None),
+    ("grid prompts + masks (all stages off)", MHQRConfig(False, False, False)),
+    ("+ dynamic queries", MHQRConfig(True, False, False)),
+    ("+ dynamic queries + hierarchical refinement", MHQRConfig(True, True, False)),
+    ("+ dynamic queries + semantic merging", MHQRConfig(True, False, True)),
+    ("full MHQR", MHQRConfig(True, True, True)),
+    ("full MHQR with grid prompts", MHQRConfig(False, True, True)),
+]
+
+
+def evenly_spaced(dataset: SegDataset, count: int | None) -> SegDataset:
+    """``count`` pairs spread over the split (all when None or too many)."""
+    if count is None or count >= len(dataset):
+        return dataset
+    step = len(dataset) / count
+    pairs = tuple(dataset.pairs[int(index * step)] for index in range(count))
+    return SegDataset(
+        dataset.name,
+        dataset.split,
+        dataset.class_names,
+        dataset.ignore_index,
+        pairs,
+        dataset.label_reader,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", default=None, help="camvid folder or its parent (auto)")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--num-samples", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    dataset = evenly_spaced(load_seg_dataset("camvid", args.root, args.split), args.num_samples)
+    segmenter = MHQRSegmenter.offline()
+    print(f"{len(dataset)} CamVid {args.split} images, {len(CONFIGS)} configurations", flush=True)
+    rows = []
+    started = time.time()
+    for label, config in CONFIGS:
+        row = evaluate_segmenter(segmenter, dataset, config)
+        row["label"] = label
+        rows.append(row)
+        print(
+            f"  {label:45s} mIoU {100 * row['miou']:.2f}  BF {100 * row['boundary_f1']:.2f}  "
+            f"small {100 * row['small_object_iou']:.2f}  {row['seconds_per_image']:.2f} s/img  "
+            f"({time.time() - started:.0f} s)",
+            flush=True,
+        )
+    report = {
+        "data": f"camvid/{args.split}",
+        "images": len(dataset),
+        "image_names": [pair[0].name for pair in dataset.pairs],
+        "dense_model": "offline:camvid",
+        "proposer": "offline (fast superpixels + Ward groups)",
+        "metrics": {
+            "miou": "11 classes, label 11 ignored, data-set confusion matrix",
+            "boundary_f1": "mean over classes of per-class boundary F1, 2 px tolerance",
+            "small_object_iou": "truth 8-connected components < 1% of the image, 5 px margin",
+            "seconds_per_image": "whole configuration incl. dense prediction",
+        },
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared), torch threads "
+        f"{torch.get_num_threads()}",
+        "rows": rows,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = "segment.json" if args.split == "val" else f"segment_{args.split}.json"
+    (RESULTS / name).write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(rows, report)
+    print(table)
+    if args.split == "val":
+        publish_table(table)
+
+
+def markdown(rows: list[dict], report: dict) -> str:
+    """The results table, deltas against the dense predictor in points."""
+    base = rows[0]
+    lines = [
+        f"CamVid {report['data'].split('/')[1]}, {report['images']} images; "
+        f"{report['dense_model']} + {report['proposer']}; {report['machine']}.",
+        "",
+        "| configuration | mIoU | Δ | boundary F1 (2 px) | Δ | small-object IoU | Δ | s/image |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = [row["label"]]
+        for key in ("miou", "boundary_f1", "small_object_iou"):
+            cells += [f"{100 * row[key]:.2f}", f"{100 * (row[key] - base[key]):+.2f}"]
+        cells.append(f"{row['seconds_per_image']:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def publish_table(table: str) -> None:
+    """Replace the table between the markers of docs/segment.md (append if absent)."""
+    start, end = "<!-- segment:start -->", "<!-- segment:end -->"
+    section = f"{start}\n{table}\n{end}"
+    text = DOC.read_text() if DOC.exists() else "# Open-vocabulary segmentation (MHQR)\n"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    DOC.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

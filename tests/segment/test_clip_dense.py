@@ -1,0 +1,66 @@
+"""SCLIP-style dense CLIP on tiny random open_clip and transformers CLIP models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from clusterlens.segment import MHQRConfig, MHQRSegmenter, OfflineRegionProposer
+from clusterlens.segment.clip_dense import ClipDensePredictor, _correlative_attention, _starts
+from clusterlens.segment.dense import load_dense_predictor
+
+
+@pytest.mark.slow  # imports open_clip + transformers CLIP
+@pytest.mark.parametrize("name", ["open_clip:tiny", "hf:tiny-clip"])
+def test_dense_clip_gives_probabilities_features_and_text_embeddings(name):
+    pytest.importorskip("open_clip" if name.startswith("open_clip") else "transformers")
+    predictor = load_dense_predictor(name, background=True)
+    image = np.random.default_rng(0).random((50, 70, 3)).astype(np.float32)
+    out = predictor.predict(image, ["cat", "dog", "car"])
+    assert out.class_names == ("cat", "dog", "car", "background")
+    assert out.probabilities.shape == (4, 50, 70)
+    assert np.allclose(out.probabilities.sum(axis=0), 1.0, atol=1e-4)
+    assert out.features.shape[0] == 32 and out.class_embeddings.shape == (4, 32)
+    again = predictor.predict(image, ["cat", "dog", "car"])
+    assert np.array_equal(out.probabilities, again.probabilities)  # deterministic
+
+
+def test_correlative_attention_is_a_sum_of_two_row_stochastic_maps():
+    torch.manual_seed(0)
+    x = torch.randn(1, 5, 8)
+    identity, zero = torch.eye(8), torch.zeros(8)
+    out = _correlative_attention(x, identity, zero, identity, zero, identity, zero, heads=2)
+    # With q = k = v = x, each output is the q-q attention average, twice.
+    head = x.reshape(1, 5, 2, 4).transpose(1, 2)
+    weights = torch.softmax(head @ head.transpose(-2, -1) * 4**-0.5, dim=-1)
+    expected = (2 * weights @ head).transpose(1, 2).reshape(1, 5, 8)
+    assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_sliding_windows_cover_the_image():
+    assert _starts(100, 32, 16) == [0, 16, 32, 48, 64, 68]
+    assert _starts(20, 32, 16) == [0]
+
+
+@pytest.mark.slow
+def test_dense_clip_runs_the_whole_pipeline():
+    pytest.importorskip("open_clip")
+    predictor = load_dense_predictor("open_clip:tiny")
+    segmenter = MHQRSegmenter(
+        predictor,
+        OfflineRegionProposer(fine_segments=40, medium_segments=10, coarse_segments=4),
+        MHQRConfig(),
+    )
+    image = np.random.default_rng(1).random((40, 48, 3)).astype(np.float32)
+    result = segmenter.segment(image, ["road", "sky"])
+    assert result.labels.shape == (40, 48) and result.labels.max() <= 1
+    assert result.merge is not None
+
+
+def test_image_only_bundle_is_refused():
+    pytest.importorskip("transformers")
+    from clusterlens.models.clip import load_hf_clip
+
+    with pytest.raises(ValueError, match="no text tower"):
+        ClipDensePredictor(load_hf_clip("tiny-dinov2"))
