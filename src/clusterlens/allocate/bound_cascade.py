@@ -120,14 +120,18 @@ def _expand_open(
     while True:
         threshold = _kth_best(candidates[2], budget) + tolerance
         pending = {level: _take(cells, cells[2] > threshold) for level, cells in pending.items()}
-        bounds = np.concatenate([cells[2] for cells in pending.values()])
-        if len(bounds) == 0:
+        pending = {level: cells for level, cells in pending.items() if len(cells[2])}
+        if not pending:
             return candidates
+        bounds = np.concatenate([cells[2] for cells in pending.values()])
         count = max(1, int(len(bounds) * ROUND_SHARE))
         cut = np.partition(bounds, len(bounds) - count)[len(bounds) - count]
         opened: dict[int, Cells] = {}
         for level, cells in pending.items():
             expand = cells[2] >= cut
+            if not expand.any():
+                pending[level] = cells
+                continue
             pending[level] = _take(cells, ~expand)
             opened[level - 1] = _children(scorer, level, cells[0][expand], cells[1][expand])
         for level, found in opened.items():
