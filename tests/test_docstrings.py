@@ -26,6 +26,10 @@ MODULES = [
     "clusterlens.segment.proposers",
     "clusterlens.segment.refine",
     "clusterlens.segment.merge",
+    "clusterlens.catalog",
+    "clusterlens.catalog.store",
+    "clusterlens.catalog.synthetic",
+    "clusterlens.models.clip",
 ]
 
 

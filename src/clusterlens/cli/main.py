@@ -5,7 +5,17 @@ from __future__ import annotations
 import typer
 
 from clusterlens import __version__
-from clusterlens.cli import ask, clusters, demo, flow, segment, select_command, texture, train
+from clusterlens.cli import (
+    ask,
+    catalog,
+    clusters,
+    demo,
+    flow,
+    segment,
+    select_command,
+    texture,
+    train,
+)
 
 app = typer.Typer(
     name="clusterlens",
@@ -35,7 +45,7 @@ def _root(
     """Cluster-first computer vision."""
 
 
-for module in (demo, texture, clusters, select_command, segment, flow, ask, train):
+for module in (demo, texture, clusters, select_command, segment, catalog, flow, ask, train):
     module.register(app)
 
 

