@@ -32,6 +32,9 @@ bench: $(STAMP)
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/allocate.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/regions.py --limit 100
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/vlm.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/segment.py --split val --num-samples 30
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/catalog.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/flow.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

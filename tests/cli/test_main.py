@@ -90,9 +90,14 @@ def test_demo_writes_its_pictures(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     written = summary["texture"]["wrote"] + [p for s in summary["select"] for p in s["wrote"]]
-    assert len(written) == 6 and all(Path(p).exists() for p in written)
+    written += summary["segment"]["wrote"]
+    assert len(written) == 8 and all(Path(p).exists() for p in written)
     first, second = (s["match"]["classes"] for s in summary["select"])
     assert first != second  # two queries, two different readings of the image
+    shares = summary["segment"]["classes"]
+    assert set(shares) == {"sky", "road", "building", "pedestrian"}
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
+    assert summary["segment"]["prompts"] > 0
 
 
 def test_select_writes_picture_and_json_and_rejects_bad_input(image_file, tmp_path):

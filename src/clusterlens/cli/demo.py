@@ -2,7 +2,9 @@
 
 1. texture channels and mip pyramid of the sample (contact sheet + .npz);
 2. query-aware selection on the same image with two different queries, so the
-   allocation can be seen to follow the question.
+   allocation can be seen to follow the question;
+3. open-vocabulary segmentation (MHQR, offline model and offline region proposer)
+   of the same image into a few of the offline model's classes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ SAMPLE = "camera"  # scikit-image's "cameraman" (512x512, outdoors: sky, ground,
 QUERIES = ("the sky", "the road")
 STRATEGY = "cluster-cascade"
 BUDGET = 144
+SEGMENT_CLASSES = ("sky", "road", "building", "pedestrian")
 
 
 def sample_image() -> Any:
@@ -50,6 +53,23 @@ def select_outputs(image: Any, name: str, query: str, out: Path) -> dict[str, An
     }
 
 
+def segment_outputs(image: Any, name: str, out: Path) -> dict[str, Any]:
+    """Segment the image with the offline MHQR pipeline; write its picture and JSON."""
+    from clusterlens.cli.segment import write_segmentation
+    from clusterlens.segment import MHQRSegmenter
+
+    segmenter = MHQRSegmenter.offline()
+    result = segmenter.segment(image, list(SEGMENT_CLASSES))
+    meta = {"image": name, "model": "offline:camvid", "proposer": "offline"}
+    payload, picture, json_path = write_segmentation(image, result, name, out, meta)
+    return {
+        "classes": payload["class_shares"],
+        "prompts": len(payload["queries"]),
+        "seconds": round(sum(result.seconds.values()), 2),
+        "wrote": [str(picture), str(json_path)],
+    }
+
+
 def demo_command(
     out: Path = typer.Option(Path("outputs/demo"), "--out", "-o", help="Output folder."),
     image: Path | None = typer.Option(None, help="Use this image instead of the bundled sample."),
@@ -60,8 +80,9 @@ def demo_command(
     pixels = load_image(image) if image else load_image(sample_image())
     texture = write_texture_outputs(image, pixels, "mvp13", out, f"{name}_mvp13")
     selections = [select_outputs(pixels, name, query, out) for query in QUERIES]
+    segmentation = segment_outputs(pixels, name, out)
     if as_json:
-        print_json({"texture": texture, "select": selections})
+        print_json({"texture": texture, "select": selections, "segment": segmentation})
         return
     console.print(
         f"[bold]texture[/]: {len(texture['channels'])} channels, {len(texture['levels'])} "
@@ -80,6 +101,13 @@ def demo_command(
             console.print(f"  note: {note}")
         for path in selection["wrote"]:
             console.print(f"  wrote {path}")
+    shares = ", ".join(f"{k} {v:.0%}" for k, v in segmentation["classes"].items())
+    console.print(
+        f"[bold]segment[/] (MHQR, offline): {segmentation['prompts']} prompts in "
+        f"{segmentation['seconds']} s; {shares}"
+    )
+    for path in segmentation["wrote"]:
+        console.print(f"  wrote {path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -65,7 +65,8 @@ def _parse_classes(text: str) -> list[str]:
 def _palette(count: int) -> np.ndarray:
     from matplotlib import colormaps
 
-    colours = colormaps["tab20"](np.arange(count) % 20)[:, :3]
+    # tab10 keeps up to 10 classes far apart; tab20 (paired shades) beyond that
+    colours = colormaps["tab10" if count <= 10 else "tab20"](np.arange(count) % 20)[:, :3]
     return (colours * 255).round().astype(np.uint8)
 
 
@@ -91,20 +92,37 @@ def segment(
         load_dense_predictor(model, background=background), load_proposer(proposer), config
     )
     result = segmenter.segment(rgb, names)
+    meta = {
+        "image": str(image),
+        "model": model,
+        "proposer": proposer,
+        "stages": config.describe(),
+    }
+    payload, picture, json_path = write_segmentation(rgb, result, image.stem, out, meta)
+    Console(stderr=True).print(
+        f"{len(payload['queries'])} prompts, {len(payload['masks'])} masks "
+        f"({config.describe()}) in {sum(result.seconds.values()):.2f} s -> {picture}, {json_path}"
+    )
+
+
+def write_segmentation(
+    rgb: np.ndarray, result, stem: str, out: Path, meta: dict
+) -> tuple[dict, Path, Path]:
+    """Write ``<stem>_labels.png``, ``<stem>_segment.png`` and ``<stem>_segment.json``.
+
+    Returns the JSON payload and the paths of the picture and the JSON file.
+    """
     out.mkdir(parents=True, exist_ok=True)
     Image.fromarray(
         result.labels.astype(np.uint8 if len(result.class_names) < 256 else np.uint16)
-    ).save(out / f"{image.stem}_labels.png")
-    picture = out / f"{image.stem}_segment.png"
+    ).save(out / f"{stem}_labels.png")
+    picture = out / f"{stem}_segment.png"
     _draw(rgb, result, picture)
     shares = (
         np.bincount(result.labels.ravel(), minlength=len(result.class_names)) / result.labels.size
     )
     payload = {
-        "image": str(image),
-        "model": model,
-        "proposer": proposer,
-        "stages": config.describe(),
+        **meta,
         "classes": list(result.class_names),
         "class_shares": {
             n: round(float(s), 4) for n, s in zip(result.class_names, shares, strict=True)
@@ -114,12 +132,9 @@ def segment(
         "masks": result.masks_json(),
         "seconds": {stage: round(value, 4) for stage, value in result.seconds.items()},
     }
-    json_path = out / f"{image.stem}_segment.json"
+    json_path = out / f"{stem}_segment.json"
     json_path.write_text(json.dumps(payload, indent=2))
-    Console(stderr=True).print(
-        f"{len(payload['queries'])} prompts, {len(payload['masks'])} masks "
-        f"({config.describe()}) in {sum(result.seconds.values()):.2f} s -> {picture}, {json_path}"
-    )
+    return payload, picture, json_path
 
 
 def _draw(rgb: np.ndarray, result, path: Path) -> None:
