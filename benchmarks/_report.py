@@ -59,12 +59,18 @@ def publish(name: str, payload: dict, markdown: str) -> None:
     """Write results/<name>.json and replace this benchmark's section in docs/benchmarks.md."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    replace_section(DOC, name, markdown, "# Benchmarks")
+
+
+def replace_section(doc: Path, marker: str, markdown: str, title: str) -> None:
+    """Replace the text between ``<!-- marker:start -->`` and ``<!-- marker:end -->`` in
+    ``doc`` (appended when absent; the file is created with ``title`` when missing)."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     section = f"{start}\n{markdown.strip()}\n{end}"
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    text = doc.read_text() if doc.exists() else f"{title}\n"
     if start in text and end in text:
         before, rest = text.split(start, 1)
         text = before + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    doc.write_text(text)

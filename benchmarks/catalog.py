@@ -45,7 +45,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from _report import interleaved_medians, machine, markdown_table  # noqa: E402
+from _report import interleaved_medians, machine, markdown_table, replace_section  # noqa: E402
 from clusterlens.catalog import CatalogStore, ImageRecord, build_catalog, compute_distances  # noqa: E402
 from clusterlens.catalog.synthetic import make_shapes_dataset  # noqa: E402
 
@@ -245,20 +245,13 @@ def report_table(payload: dict) -> str:
 
 
 def write_doc(table: str, payload: dict) -> None:
-    start, end = "<!-- catalog-bench:start -->", "<!-- catalog-bench:end -->"
     facts = payload["machine"]
     section = (
-        f"{start}\n{table}\n\nMeasured {payload['date']} on {facts['cpus']} CPUs "
+        f"{table}\n\nMeasured {payload['date']} on {facts['cpus']} CPUs "
         f"({facts['processor']}, torch {facts['torch']}, {facts['torch_threads']} thread, load "
-        f"average {facts['load_average']:.1f}) by `benchmarks/catalog.py`.\n{end}"
+        f"average {facts['load_average']:.1f}) by `benchmarks/catalog.py`."
     )
-    text = DOC.read_text() if DOC.exists() else "# Dataset catalog\n"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        text = before + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    replace_section(DOC, "catalog-bench", section, "# Dataset catalog")
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import RESULTS, ROOT, machine, markdown_table  # noqa: E402
+from _report import RESULTS, ROOT, machine, markdown_table, replace_section  # noqa: E402
 from clusterlens.flow.clustering import encode_and_cluster  # noqa: E402
 from clusterlens.flow.data import sample_source  # noqa: E402
 from clusterlens.flow.evaluation import data_floor, evaluate_sweep  # noqa: E402
@@ -197,15 +197,7 @@ def tables(runs: dict, task_names: list[str], floors: dict, untrained: dict) -> 
 
 
 def write_doc_section(markdown: str, marker: str = "flow") -> None:
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    section = f"{start}\n{markdown.strip()}\n{end}"
-    text = DOC.read_text() if DOC.exists() else "# Cluster-coupled flow matching\n"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        text = before + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    replace_section(DOC, marker, markdown, "# Cluster-coupled flow matching")
 
 
 def figures(name: str, task: dict, models: dict, runs: dict, args) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
+from _report import replace_section  # noqa: E402
 from clusterlens.evaluate.seg_datasets import SegDataset, load_seg_dataset  # noqa: E402
 from clusterlens.segment import MHQRConfig, MHQRSegmenter  # noqa: E402
 from clusterlens.segment.evaluation import evaluate_segmenter  # noqa: E402
@@ -136,15 +137,7 @@ def markdown(rows: list[dict], report: dict) -> str:
 
 def publish_table(table: str) -> None:
     """Replace the table between the markers of docs/segment.md (append if absent)."""
-    start, end = "<!-- segment:start -->", "<!-- segment:end -->"
-    section = f"{start}\n{table}\n{end}"
-    text = DOC.read_text() if DOC.exists() else "# Open-vocabulary segmentation (MHQR)\n"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        text = before + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    replace_section(DOC, "segment", table, "# Open-vocabulary segmentation (MHQR)")
 
 
 if __name__ == "__main__":
