@@ -40,6 +40,15 @@ from clusterlens.regions.registry import register_method
 #: boundaries (BSDS val, 100 regions: boundary recall 0.018 below scikit-image at f=8,
 #: level with it at f=4).
 MIN_COARSE_SIDE = 48
+#: Default smallest superpixel width in coarse pixels. 3.4 rather than 4 keeps 800
+#: regions on a BSDS image (14 px superpixels) at a 4x smaller coarse level: 25 val
+#: images, boundary recall 0.904 instead of 0.911 in 6.8 instead of 9.4 ms (scikit-image
+#: SLIC: 0.889 at a similar region count); 100-600 regions are unchanged.
+COARSE_SPACING = 3.4
+#: Largest downsampling factor. Beyond 8 the time goes to the boundary step anyway and
+#: boundaries suffer: 1024x1024 BSDS images, 300 regions, factor 16 gave boundary
+#: recall 0.683 vs 0.710 at factor 8, in the same time.
+MAX_FACTOR = 8
 #: Largest image (in pixels) refined at full resolution when ``refine_level`` is None.
 REFINE_PIXELS = 2**19
 
@@ -50,7 +59,7 @@ def fast_slic(
     n_segments: int,
     compactness: float = 10.0,
     iterations: int = 3,
-    coarse_spacing: float = 4.0,
+    coarse_spacing: float = COARSE_SPACING,
     min_size_factor: float = 0.0,
     refine_level: int | None = None,
 ) -> np.ndarray:
@@ -130,12 +139,14 @@ def _upsample(labels: np.ndarray, factor: int, height: int, width: int) -> np.nd
 
 
 def _downsampling_factor(spacing: float, coarse_spacing: float, height: int, width: int) -> int:
-    """Largest power of two keeping superpixels ``coarse_spacing`` wide and the image
-    at least :data:`MIN_COARSE_SIDE` pixels on its short side."""
+    """Largest power of two (at most :data:`MAX_FACTOR`) keeping superpixels
+    ``coarse_spacing`` wide and the image at least :data:`MIN_COARSE_SIDE` pixels on its
+    short side."""
     factor = 1
     while (
         spacing / (2 * factor) >= coarse_spacing
         and min(height, width) / (2 * factor) >= MIN_COARSE_SIDE
+        and 2 * factor <= MAX_FACTOR
     ):
         factor *= 2
     return factor
