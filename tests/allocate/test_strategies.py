@@ -149,6 +149,8 @@ def test_every_strategy_on_an_image_smaller_than_one_patch():
         ({"strategy": "foveated", "gaze": (1.2, 0.5)}, "gaze"),
         ({"strategy": "cluster-cascade", "clusters": np.zeros((4, 4), int)}, "label map"),
         ({"strategy": "mip-cascade", "oversample": 0.5}, "oversample"),
+        ({"strategy": "mip-cascade", "start_level": -1}, "start_level must lie in 0..5"),
+        ({"strategy": "mip-cascade", "summary": "median"}, "summary"),
     ],
 )
 def test_errors_say_what_is_wrong(kwargs, message):

@@ -37,8 +37,7 @@ import numpy as np
 import torch
 
 from clusterlens.allocate.baselines import exhaustive_topk
-from clusterlens.allocate.mip_cascade import MIN_START_CELLS
-from clusterlens.allocate.selection import Request, Selection, stage
+from clusterlens.allocate.selection import Request, Selection, stage, start_level
 
 #: Share of the still-open cells expanded per round, best bounds first: smaller shares
 #: score fewer cells but need more rounds (CamVid val, K=64: 0.25 -> 25% of cells,
@@ -49,12 +48,10 @@ Cells = tuple[np.ndarray, np.ndarray, np.ndarray]  # rows, cols, scores (or boun
 
 def bound_cascade(request: Request) -> Selection:
     scorer, budget = request.scorer, request.budget
-    start = request.options.get("start_level", _default_start(scorer))
+    start = start_level(request)
     tolerance = float(request.options.get("tolerance", 0.0))
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0 (score units), got {tolerance}")
-    if not 0 <= start < scorer.num_levels:
-        raise ValueError(f"start_level must lie in 0..{scorer.num_levels - 1}, got {start}")
     if start == 0:
         return exhaustive_topk(request)
     timings: dict[str, float] = {}
@@ -69,14 +66,6 @@ def bound_cascade(request: Request) -> Selection:
         None if request.cell_clusters is None else request.cell_clusters[rows[best], cols[best]]
     )
     return Selection.finest(rows[best], cols[best], scores[best], clusters, timings)
-
-
-def _default_start(scorer) -> int:
-    for level in range(scorer.num_levels - 1, -1, -1):
-        rows, cols = scorer.level_shape(level)
-        if rows * cols >= MIN_START_CELLS:
-            return level
-    return 0
 
 
 def _score(scorer, level: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

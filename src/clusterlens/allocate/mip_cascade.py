@@ -29,22 +29,21 @@ from clusterlens.allocate.selection import (
     children,
     split_index,
     stage,
+    start_level,
     top,
     with_halo,
 )
-
-MIN_START_CELLS = 16
 
 
 def mip_cascade(request: Request) -> Selection:
     scorer, budget = request.scorer, request.budget
     options = request.options
-    start = options.get("start_level", _default_start(scorer.num_levels, scorer.level_shape))
+    start = start_level(request)
     oversample = float(options.get("oversample", 2.0))
     halo = int(options.get("halo", 0))
     summary = options.get("summary", "max")
     tie_tolerance = float(options.get("tie_tolerance", 0.02))
-    _check(start, scorer.num_levels, oversample, summary)
+    _check(oversample, summary)
     if start == 0:
         return exhaustive_topk(request)
     timings: dict[str, float] = {}
@@ -84,17 +83,7 @@ def keep_with_ties(scores: torch.Tensor, count: int, tolerance: float) -> torch.
     return ranked[: max(count, min(tied, 2 * count))]
 
 
-def _default_start(num_levels: int, level_shape) -> int:
-    for level in range(num_levels - 1, -1, -1):
-        rows, cols = level_shape(level)
-        if rows * cols >= MIN_START_CELLS:
-            return level
-    return 0
-
-
-def _check(start: int, num_levels: int, oversample: float, summary: str) -> None:
-    if not 0 <= start < num_levels:
-        raise ValueError(f"start_level must lie in 0..{num_levels - 1}, got {start}")
+def _check(oversample: float, summary: str) -> None:
     if oversample < 1:
         raise ValueError(f"oversample must be at least 1, got {oversample}")
     if summary not in ("max", "mean"):

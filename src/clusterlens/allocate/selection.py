@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,6 +105,28 @@ def with_halo(
     inside = (all_rows >= 0) & (all_rows < shape[0]) & (all_cols >= 0) & (all_cols < shape[1])
     flat = torch.unique(all_rows[inside] * shape[1] + all_cols[inside])
     return split_index(flat, shape[1])
+
+
+#: Cascades start at the coarsest level with at least this many cells.
+MIN_START_CELLS = 16
+
+
+def start_level(request: Request) -> int:
+    """The ``start_level`` option, or the coarsest level with at least
+    :data:`MIN_START_CELLS` cells (0 when none has); raises ValueError outside the pyramid."""
+    scorer = request.scorer
+    default = next(
+        (
+            level
+            for level in range(scorer.num_levels - 1, -1, -1)
+            if math.prod(scorer.level_shape(level)) >= MIN_START_CELLS
+        ),
+        0,
+    )
+    start = request.options.get("start_level", default)
+    if not 0 <= start < scorer.num_levels:
+        raise ValueError(f"start_level must lie in 0..{scorer.num_levels - 1}, got {start}")
+    return start
 
 
 def all_cells(shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
