@@ -16,7 +16,8 @@ def test_rgb_to_lab_matches_scikit_image_on_8bit_colours():
     rgb[0, 0] = (0, 0, 0)
     rgb[0, 1] = (1, 1, 1)
     ours = kernels.rgb_to_lab(rgb)
-    assert np.abs(ours - rgb2lab(rgb)).max() < 0.02  # lookup-table interpolation error
+    # lookup-table interpolation error: 0.0047 measured over every 7th of the 2^24 colours
+    assert np.abs(ours - rgb2lab(rgb)).max() < 0.005
     assert ours[0, 1, 0] == pytest.approx(100.0, abs=0.01)
 
 
