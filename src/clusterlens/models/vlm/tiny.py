@@ -28,6 +28,7 @@ QWEN_SPECIAL = {
 }
 LLAVA_IMAGE_TOKEN = "<image>"
 LLAVA_IMAGE_ID = 100
+LLAVA_PROMPT = "user : <image> what is in the image ? assistant :"
 TINY_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava", "llava_next")
 
 
@@ -207,18 +208,12 @@ def tiny_llava(
     )
     torch.manual_seed(seed)
     model = tf.LlavaForConditionalGeneration(config).eval()
-    processor = tf.LlavaProcessor(
-        image_processor=tf.CLIPImageProcessor(
-            size={"shortest_edge": image_size},
-            crop_size={"height": image_size, "width": image_size},
-        ),
-        tokenizer=tiny_tokenizer({LLAVA_IMAGE_TOKEN: LLAVA_IMAGE_ID}),
-        patch_size=patch_size,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
+    image_processor = tf.CLIPImageProcessor(
+        size={"shortest_edge": image_size},
+        crop_size={"height": image_size, "width": image_size},
     )
-    prompt = "user : <image> what is in the image ? assistant :"
-    return TinyVLM("llava", model, processor, sample_image(), prompt)
+    processor = _llava_processor(tf.LlavaProcessor, image_processor, patch_size)
+    return TinyVLM("llava", model, processor, sample_image(), LLAVA_PROMPT)
 
 
 def tiny_llava_next(
@@ -240,19 +235,24 @@ def tiny_llava_next(
     )
     torch.manual_seed(seed)
     model = tf.LlavaNextForConditionalGeneration(config).eval()
-    processor = tf.LlavaNextProcessor(
-        image_processor=tf.LlavaNextImageProcessor(
-            size={"shortest_edge": tile_size},
-            crop_size={"height": tile_size, "width": tile_size},
-            image_grid_pinpoints=pinpoints,
-        ),
+    image_processor = tf.LlavaNextImageProcessor(
+        size={"shortest_edge": tile_size},
+        crop_size={"height": tile_size, "width": tile_size},
+        image_grid_pinpoints=pinpoints,
+    )
+    processor = _llava_processor(tf.LlavaNextProcessor, image_processor, patch_size)
+    return TinyVLM("llava_next", model, processor, sample_image(), LLAVA_PROMPT)
+
+
+def _llava_processor(processor_class: Any, image_processor: Any, patch_size: int) -> Any:
+    """A LLaVA(-NeXT) processor over the tiny tokenizer: CLS token dropped ("default")."""
+    return processor_class(
+        image_processor=image_processor,
         tokenizer=tiny_tokenizer({LLAVA_IMAGE_TOKEN: LLAVA_IMAGE_ID}),
         patch_size=patch_size,
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,
     )
-    prompt = "user : <image> what is in the image ? assistant :"
-    return TinyVLM("llava_next", model, processor, sample_image(), prompt)
 
 
 def _clip_config(image_size: int, patch_size: int) -> Any:
