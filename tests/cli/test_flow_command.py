@@ -99,6 +99,7 @@ def test_encode_cluster_train_evaluate_sample(app, tmp_path):
         (["train", "--locality", "knn"], "none, random, cluster"),
         (["train", "--locality", "cluster"], "needs --clusters"),
         (["train", "--data", "spirals"], "neither a bundled data set"),
+        (["train", "--locality", "random", "--locality-weight", "-1"], "weight must be >= 0"),
         (["train", "--batch-size", "1", "--n-train", "100"], "batch_size must be in"),
         (["encode-cluster", "--encoder", "clip"], "accepted: pixels, pca:K, vae:NAME"),
         (["encode-cluster", "--n-clusters", "0", "--n-train", "50"], "n_clusters must be"),
@@ -109,6 +110,7 @@ def test_encode_cluster_train_evaluate_sample(app, tmp_path):
         ),
         (["evaluate", "--nfe", "two"], "comma-separated integers"),
         (["sample", "--out", "x.txt"], "must end in .npy"),
+        (["sample", "--n", "0", "--out", "x.npy"], "--n must be >= 1"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(app, tmp_path, args, message):

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from clusterlens.flow.clustering import encode_and_cluster, kmeans, load_clusters
+from clusterlens.flow.clustering import (
+    ClusterAssignments,
+    encode_and_cluster,
+    kmeans,
+    load_clusters,
+)
 from clusterlens.flow.data import load_dataset
 from clusterlens.flow.encoders import load_vae, make_encoder
 from clusterlens.models import ModelNotFoundError
@@ -37,6 +42,8 @@ def test_kmeans_rejects_bad_input():
         kmeans(np.zeros((5, 2)), 6)
     with pytest.raises(ValueError, match="backend"):
         kmeans(np.zeros((5, 2)), 2, backend="cuml")
+    with pytest.raises(ValueError, match=r"features must be \(N, D\)"):
+        kmeans(np.zeros(5), 2)
 
 
 def test_encode_and_cluster_writes_the_four_files(tmp_path):
@@ -68,12 +75,21 @@ def test_load_clusters_names_missing_files(tmp_path):
         load_clusters(tmp_path)
 
 
+def test_labels_for_names_an_unknown_id():
+    clusters = ClusterAssignments({"0": 1, "1": 0}, np.zeros((2, 2)), {})
+    assert clusters.labels_for(["1", "0"]).tolist() == [0, 1]
+    with pytest.raises(ValueError, match="sample id '7' has no cluster"):
+        clusters.labels_for(["0", "7"])
+
+
 def test_pca_encoder():
     samples = torch.randn(40, 64)
     features = make_encoder("pca:5")(samples)
     assert features.shape == (40, 5) and features.dtype == np.float32
     with pytest.raises(ValueError, match="positive component count"):
         make_encoder("pca:x")
+    with pytest.raises(ValueError, match="more components"):
+        make_encoder("pca:50")(torch.randn(10, 64))
     with pytest.raises(ValueError, match="accepted: pixels, pca:K, vae:NAME"):
         make_encoder("clip")
 

@@ -7,6 +7,8 @@ import math
 import pytest
 import torch
 
+from clusterlens.flow.data import load_dataset
+from clusterlens.flow.evaluation import evaluate_sweep, parse_nfes
 from clusterlens.flow.metrics import mmd, straightness, wasserstein2
 from clusterlens.flow.sampling import integrate, steps_for
 
@@ -69,3 +71,23 @@ def test_mmd_separates_different_distributions():
     different = mmd(a, b + 2.0)
     assert abs(same) < 0.02
     assert different > 0.2
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        mmd(a[:1], b)
+
+
+def test_sweep_skips_impossible_nfes_and_rejects_unknown_solvers():
+    dataset = load_dataset("moons", n_train=50, n_test=20)
+    options = {"nfes": [1, 2], "n_samples": 20, "with_mmd": False}
+    rows = evaluate_sweep(time_dependent, dataset, solvers=["euler", "midpoint"], **options)
+    assert [(row["solver"], row["nfe"]) for row in rows] == [
+        ("euler", 1),
+        ("euler", 2),
+        ("midpoint", 2),
+    ]
+    with pytest.raises(ValueError, match="unknown solver 'eulr'"):
+        evaluate_sweep(time_dependent, dataset, solvers=["euler", "eulr"], **options)
+    with pytest.raises(ValueError, match="n_samples must be >= 2"):
+        evaluate_sweep(time_dependent, dataset, nfes=[1], n_samples=1)
+    assert parse_nfes("1, 4,") == [1, 4]
+    with pytest.raises(ValueError, match="positive integers"):
+        parse_nfes("0,2")

@@ -144,6 +144,21 @@ def test_bad_configs_are_explained(tmp_path, moons_clusters):
         load_run(tmp_path / "empty")
 
 
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"steps": 0}, "steps must be >= 1"),
+        ({"lr": 0.0}, "lr must be > 0"),
+        ({"source": "uniform"}, "source must be one of"),
+        ({"locality": "random", "locality_weight": -1.0}, "weight must be >= 0"),
+        ({"locality": "random", "noise_scale": 0.0}, "noise_scale > 0"),
+    ],
+)
+def test_config_validation_names_the_bad_field(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**changes).validate()
+
+
 @pytest.mark.parametrize("matcher", ["icfm", "otcfm"])
 def test_torchcfm_baselines_train(tmp_path, matcher):
     config = TrainConfig(data="moons", matcher=matcher, steps=3, log_every=1, **SMALL)

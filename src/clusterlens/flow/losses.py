@@ -116,7 +116,7 @@ class LocalityFlowMatching:
             partner_x0 = x0 + self.noise_scale * perturbation
             partner_target = x1 - partner_x0
             partner_x_t = interpolate(partner_x0, x1, t)
-            mask = torch.ones(len(x0), dtype=torch.bool)
+            mask = torch.ones(len(x0), dtype=torch.bool, device=x0.device)
             extra: dict[str, float | str] = {}
         else:
             if pairing is None:

@@ -29,7 +29,7 @@ class Pairing:
 
     @property
     def valid_ratio(self) -> float:
-        """Fraction of the batch with a mate (``locality_valid_pairs``)."""
+        """Fraction of the batch with a mate (``locality_valid_ratio``)."""
         return float(self.valid.float().mean())
 
     @property

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from clusterlens.flow.clustering import load_clusters
 from clusterlens.flow.data import SOURCES, BatchStream, FlowDataset, load_dataset, sample_source
-from clusterlens.flow.losses import LOCALITY_MODES, MODE_NAMES, LocalityFlowMatching
+from clusterlens.flow.losses import MODE_NAMES, LocalityFlowMatching
 from clusterlens.flow.networks import build_network
 from clusterlens.flow.pairing import pair_by_sample_ids
 
@@ -76,10 +76,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field and what is accepted."""
-        if self.locality not in LOCALITY_MODES:
-            raise ValueError(
-                f"--locality must be one of {', '.join(LOCALITY_MODES)}, got {self.locality!r}"
-            )
+        # The loss checks its own settings (mode, weight >= 0, noise scale > 0).
+        LocalityFlowMatching(self.locality, self.locality_weight, self.noise_scale)
         if self.matcher not in MATCHERS:
             raise ValueError(f"matcher must be one of {', '.join(MATCHERS)}, got {self.matcher!r}")
         if self.matcher != "ours" and self.locality != "none":
@@ -282,11 +280,9 @@ def _torchcfm_matcher(name: str):
         ExactOptimalTransportConditionalFlowMatcher,
     )
 
-    return (
-        ConditionalFlowMatcher(0.0)
-        if name == "icfm"
-        else (ExactOptimalTransportConditionalFlowMatcher(0.0))
-    )
+    if name == "icfm":
+        return ConditionalFlowMatcher(0.0)
+    return ExactOptimalTransportConditionalFlowMatcher(0.0)
 
 
 class MetricLog:
