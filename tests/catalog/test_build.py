@@ -65,6 +65,10 @@ def test_yolo_then_clip_model_isolation_and_failures(data_with_broken_image, tmp
     assert store.counts()["images"] == 12
     runs = store.query("SELECT model, kind, status, images_done FROM runs ORDER BY id")
     assert runs == [(YOLO, "yolo", "done", 12), ("open_clip:tiny", "embedding", "done", 12)]
+    settings = store.model_settings(YOLO)  # what distances re-creates the extractor from
+    assert {key: settings[key] for key in ("imgsz", "conf", "iou", "max_det")} == {
+        **YOLO_SETTINGS, "iou": 0.7  # the extractor's default, not given
+    }  # fmt: skip
     assert validate_catalog(db).ok
 
 

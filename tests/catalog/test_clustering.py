@@ -79,3 +79,13 @@ def test_bad_cluster_requests(grouped_db, tmp_path):
         cluster_catalog(db, 2, by="colour")
     with pytest.raises(FileNotFoundError):
         cluster_catalog(tmp_path / "none.db", 2)
+    with pytest.raises(ValueError, match="no embeddings for model 'open_clip:x'"):
+        cluster_catalog(db, 2, model="open_clip:x")
+    store = CatalogStore(db)
+    run = store.start_run("open_clip:x", "embedding", {}, {})
+    store.write_batch("open_clip:x", run, [ImageRecord(i, np.ones(3)) for i in range(1, 11)])
+    store.close()
+    with pytest.raises(ValueError, match="choose one with --model"):
+        cluster_catalog(db, 2)  # two models with embeddings
+    with pytest.raises(ValueError, match="run 'catalog distances' first"):
+        cluster_catalog(db, 2, by="distance", model="open_clip:x")

@@ -73,6 +73,10 @@ def test_grayscale_rgba_and_16_bit_become_rgb(tmp_path):
     Image.new("L", (5, 4), 7).save(tmp_path / "g.png")
     Image.new("RGBA", (5, 4), (1, 2, 3, 4)).save(tmp_path / "a.png")
     Image.fromarray(np.full((4, 5), 40000, np.uint16)).save(tmp_path / "s.png")
-    for name in ("g.png", "a.png", "s.png"):
+    Image.new("RGB", (5, 4), (0, 128, 255)).save(tmp_path / "c.png")
+    # alpha 4/255 over white; 16-bit scaled by 1/65535; 8-bit values unchanged
+    expected = {"g.png": 7, "a.png": (251, 251, 251), "s.png": 156, "c.png": (0, 128, 255)}
+    for name, values in expected.items():
         image = load_rgb(tmp_path / name)
         assert image.shape == (4, 5, 3) and image.dtype == np.uint8
+        assert (image == np.asarray(values, np.uint8)).all(), (name, image[0, 0])

@@ -152,3 +152,9 @@ def test_distances_need_a_yolo_build(shapes_dir, tmp_path):
         compute_distances(db, progress=False)
     with pytest.raises(FileNotFoundError):
         compute_distances(tmp_path / "missing.db", progress=False)
+    with pytest.raises(ValueError, match="no YOLO build of 'yolo:yolov8n.yaml'"):
+        compute_distances(db, model="yolo:yolov8n.yaml", progress=False)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        compute_distances(db, mode="fast", progress=False)
+    with pytest.raises(ValueError, match="--batch"):
+        compute_distances(db, batch=0, progress=False)

@@ -134,3 +134,37 @@ def test_bad_settings(extractor):
         YoloExtractor(extractor.bundle, imgsz=100)
     with pytest.raises(ValueError, match="conf"):
         YoloExtractor(extractor.bundle, imgsz=64, conf=2.0)
+
+
+@pytest.mark.parametrize("reg_max", [16, 1])
+def test_box_losses_equal_the_stock_bbox_loss_image_by_image(reg_max):
+    """DFL heads and reg_max 1 heads (L1 on ltrb) both match ``BboxLoss`` per image."""
+    from ultralytics.utils.loss import BboxLoss
+
+    from clusterlens.catalog.yolo_extract import _box_losses
+
+    gen = torch.Generator().manual_seed(0)
+    batch, anchors = 3, 20
+    anchor_points = torch.rand(anchors, 2, generator=gen) * 8
+    stride = torch.full((anchors, 1), 8.0)
+    xy = torch.rand(batch, anchors, 2, generator=gen) * 6
+    pred_bboxes = torch.cat((xy, xy + 1 + torch.rand(batch, anchors, 2, generator=gen)), -1)
+    xy = torch.rand(batch, anchors, 2, generator=gen) * 6
+    target_bboxes = torch.cat((xy, xy + 1 + torch.rand(batch, anchors, 2, generator=gen)), -1)
+    target_scores = torch.rand(batch, anchors, 3, generator=gen)
+    fg_mask = torch.rand(batch, anchors, generator=gen) > 0.5
+    fg_mask[2] = False  # an image without foreground anchors gives zeros
+    score_sums = target_scores.sum((1, 2)).clamp(min=1)
+    pred_distri = torch.randn(batch, anchors, 4 * reg_max, generator=gen)
+    imgsz = torch.tensor([64.0, 96.0])
+    bbox_loss = BboxLoss(reg_max)
+    args = (pred_distri, pred_bboxes, anchor_points, target_bboxes, target_scores)
+    got = _box_losses(bbox_loss, *args, score_sums, fg_mask, imgsz, stride)
+    for b in range(batch):
+        one = slice(b, b + 1)
+        stock = bbox_loss(
+            pred_distri[one], pred_bboxes[one], anchor_points, target_bboxes[one].clone(),
+            target_scores[one], score_sums[b], fg_mask[one], imgsz, stride,
+        )  # fmt: skip
+        torch.testing.assert_close(got[b], torch.stack(stock), rtol=1e-5, atol=1e-6)
+    assert (got[:2] > 0).all() and (got[2] == 0).all()

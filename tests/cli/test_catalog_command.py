@@ -129,6 +129,9 @@ def test_validate_exits_non_zero_with_a_report(app, tmp_path):
         (["catalog", "distances", "--db", "missing.db"], "does not exist"),
         (["catalog", "cluster", "--db", "missing.db", "--k", "2"], "does not exist"),
         (["catalog", "validate", "missing.db"], "does not exist"),
+        (["catalog", "show", "--db", "missing.db"], "does not exist"),
+        (["catalog", "export", "--db", "missing.db", "--parquet", "out"], "does not exist"),
+        (["catalog", "distances", "--db", "missing.db", "--pairs", "knn:0"], "'all' or 'knn:K'"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(app, tmp_path, monkeypatch, args, message):

@@ -61,6 +61,8 @@ def test_bad_specs():
         load_yolo("yolov8n-seg")
     with pytest.raises(UnknownModelError):
         load_yolo("no-such-arch.yaml")
+    with pytest.raises(UnknownModelError, match="'classify' model; supported: detect, segment"):
+        load_yolo("yolov8n-cls.yaml")
 
 
 def test_loading_yolo_leaves_pillow_alone(segment, tmp_path):

@@ -14,6 +14,7 @@ lost row; a build with another model adds only that model's rows.
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -242,5 +243,8 @@ def _resolved_settings(model: str, settings: dict[str, Any]) -> dict[str, Any]:
     """The YOLO options with their defaults filled in (recorded in ``runs``)."""
     if not model.startswith("yolo:"):
         return {}
-    defaults = {"imgsz": 640, "conf": 0.25, "iou": 0.7, "max_det": 100}
+    from clusterlens.catalog.yolo_extract import YoloExtractor
+
+    parameters = inspect.signature(YoloExtractor).parameters
+    defaults = {name: parameters[name].default for name in ("imgsz", "conf", "iou", "max_det")}
     return {**defaults, **settings}

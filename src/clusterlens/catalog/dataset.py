@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from clusterlens.image import load_image
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -159,7 +161,10 @@ def open_image(path: Path) -> Image.Image:
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    """Decode ``path`` into a uint8 (H, W, 3) array (grayscale/RGBA/16-bit converted).
+    """Decode ``path`` into a uint8 (H, W, 3) array.
+
+    Modes are converted by :func:`clusterlens.image.load_image` (alpha composited onto
+    white, 16-bit scaled by 1/65535), from a file opened with :func:`open_image`.
 
     Raises:
         UnreadableImageError: the file cannot be decoded.
@@ -167,10 +172,7 @@ def load_rgb(path: Path) -> np.ndarray:
     try:
         with open_image(path) as image:
             image.load()
-            if image.mode in ("I;16", "I;16B", "I"):
-                array = np.asarray(image, dtype=np.float64)
-                array = (array / max(array.max(), 1.0) * 255).astype(np.uint8)
-                return np.repeat(array[..., None], 3, axis=2)
-            return np.asarray(image.convert("RGB"))
+            rgb = load_image(image)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise UnreadableImageError(f"cannot decode image {path}: {err}") from err
+    return (rgb * 255.0 + 0.5).astype(np.uint8)

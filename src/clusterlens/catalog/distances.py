@@ -30,6 +30,7 @@ from tqdm import tqdm
 from clusterlens.catalog.dataset import load_rgb
 from clusterlens.catalog.store import LOSS_COMPONENTS, CatalogStore
 from clusterlens.catalog.yolo_extract import (
+    MASK_RATIO,
     Letterbox,
     YoloExtractor,
     criterion_batch,
@@ -243,7 +244,7 @@ def _target_tuple(extractor: YoloExtractor, box: Letterbox, target: _Targets) ->
     """(classes, boxes, masks) of a target set mapped into the letterboxed square of ``box``."""
     masks = None
     if extractor.is_segment:
-        side = box.size // 4
+        side = box.size // MASK_RATIO
         stack = [box.mask_from_image(mask) for mask in target.masks or []]
         masks = (
             np.stack(stack).astype(np.float32) if stack else np.zeros((0, side, side), np.float32)
