@@ -27,17 +27,15 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+from dataclasses import replace  # noqa: E402
 
 import torch  # noqa: E402
 
-from _report import replace_section  # noqa: E402
+from _report import RESULTS, ROOT, replace_section  # noqa: E402
 from clusterlens.evaluate.seg_datasets import SegDataset, load_seg_dataset  # noqa: E402
 from clusterlens.segment import MHQRConfig, MHQRSegmenter  # noqa: E402
 from clusterlens.segment.evaluation import evaluate_segmenter  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 DOC = ROOT / "docs" / "segment.md"
 
 #: (label, config); None = dense predictor alone.
@@ -57,15 +55,7 @@ def evenly_spaced(dataset: SegDataset, count: int | None) -> SegDataset:
     if count is None or count >= len(dataset):
         return dataset
     step = len(dataset) / count
-    pairs = tuple(dataset.pairs[int(index * step)] for index in range(count))
-    return SegDataset(
-        dataset.name,
-        dataset.split,
-        dataset.class_names,
-        dataset.ignore_index,
-        pairs,
-        dataset.label_reader,
-    )
+    return replace(dataset, pairs=tuple(dataset.pairs[int(i * step)] for i in range(count)))
 
 
 def main() -> None:

@@ -125,3 +125,19 @@ def test_seg_bench_scores_dense_and_pipeline(app, tiny_cityscapes, tmp_path):
 def test_seg_bench_rejects_unknown_dataset(app, tmp_path):
     result = runner.invoke(app, ["seg-bench", "--dataset", "ade20k", "--root", str(tmp_path)])
     assert result.exit_code == 2 and "unknown data set" in result.output
+
+
+def test_seg_bench_rejects_a_non_positive_sample_count(app, tiny_cityscapes):
+    result = runner.invoke(
+        app,
+        [
+            "seg-bench",
+            "--dataset",
+            "cityscapes",
+            "--root",
+            str(tiny_cityscapes),
+            "--num-samples",
+            "0",
+        ],
+    )
+    assert result.exit_code == 2 and "positive integer" in result.output

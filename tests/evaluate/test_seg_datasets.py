@@ -104,6 +104,22 @@ def test_mismatched_image_and_label_sizes_raise(tmp_path):
         load_seg_dataset("voc", tmp_path, "train")[0]
 
 
+def test_subset_keeps_the_first_pairs_and_rejects_non_positive_counts(tmp_path):
+    base = tmp_path / "VOC2012"
+    (base / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (base / "ImageSets" / "Segmentation" / "val.txt").write_text("a\nb\nc\n")
+    for stem in "abc":
+        save_rgb(base / "JPEGImages" / f"{stem}.jpg")
+        save_label(base / "SegmentationClass" / f"{stem}.png", np.zeros((6, 8)))
+    data = load_seg_dataset("voc", tmp_path, "val")
+    first_two = data.subset(2)
+    assert [pair[0].stem for pair in first_two.pairs] == ["a", "b"]
+    assert first_two.class_names == data.class_names and first_two.split == "val"
+    assert len(data.subset(None)) == 3 and len(data.subset(10)) == 3
+    with pytest.raises(ValueError, match="positive integer"):
+        data.subset(0)
+
+
 def test_camvid_reuses_the_camvid_reader(shared_data):
     data = load_seg_dataset("camvid", shared_data, "val")
     assert len(data) == 101 and data.num_classes == 11 and data.ignore_index == 11

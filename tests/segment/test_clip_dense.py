@@ -24,6 +24,11 @@ def test_dense_clip_gives_probabilities_features_and_text_embeddings(name):
     assert out.features.shape[0] == 32 and out.class_embeddings.shape == (4, 32)
     again = predictor.predict(image, ["cat", "dog", "car"])
     assert np.array_equal(out.probabilities, again.probabilities)  # deterministic
+    # the text tower ran once for this name list: the second call reused its embeddings
+    assert predictor.text_embeddings(list(out.class_names)) is predictor.text_embeddings(
+        out.class_names
+    )
+    assert np.array_equal(out.class_embeddings, again.class_embeddings)
 
 
 def test_correlative_attention_is_a_sum_of_two_row_stochastic_maps():

@@ -107,3 +107,19 @@ def test_offline_feature_pyramid_runs_the_model_at_each_scale():
     assert np.array_equal(plain.probabilities, out.probabilities)  # dense scores unchanged
     with pytest.raises(ValueError, match="pyramid_scales"):
         OfflineDensePredictor(predictor.segmenter, pyramid_scales=(0.0,))
+
+
+def test_class_mapping_matches_each_name_list_once():
+    class Matcher:
+        class_names = ("Sky", "Road", "Pavement")
+        calls = 0
+
+        def match_query(self, name):
+            Matcher.calls += 1
+            return type("Match", (), {"matched": True, "classes": ("Pavement",)})()
+
+    predictor = OfflineDensePredictor(Matcher())
+    first = predictor.class_mapping(["road", "sidewalk"])
+    first[1].append(0)  # callers may mutate their copy
+    assert predictor.class_mapping([" road", "sidewalk "]) == [[1], [2]]
+    assert Matcher.calls == 1

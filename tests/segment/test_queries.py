@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clusterlens.segment.queries import DynamicQueryGenerator, grid_queries
+from clusterlens.segment.queries import DynamicQueryGenerator, _label_stats, grid_queries
 
 
 def test_every_confident_region_gets_a_prompt_inside_it(dense, image, truth):
@@ -65,3 +65,13 @@ def test_grid_prompts_and_bad_input():
         DynamicQueryGenerator(min_queries=5, max_queries=2)
     with pytest.raises(ValueError, match="scales"):
         DynamicQueryGenerator(scales=())
+
+
+def test_label_stats_count_average_and_pick_the_first_deepest_pixel():
+    labels = np.array([[0, 7, 7], [3, 7, 0], [3, 3, 7]])  # sparse ids, 0 = outside
+    plane = np.arange(9, dtype=np.float32).reshape(3, 3)
+    inside = np.array([[9, 1, 2], [5, 2, 9], [5, 1, 2]], np.float32)  # ties for both labels
+    counts, means, interior = _label_stats(labels, plane, inside)
+    assert counts.tolist() == [3, 4]  # label 3, then label 7
+    assert means.tolist() == pytest.approx([(3 + 6 + 7) / 3, (1 + 2 + 4 + 8) / 4])
+    assert interior.tolist() == [[1, 0], [0, 2]]  # first in row-major order on ties

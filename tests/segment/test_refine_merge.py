@@ -118,6 +118,9 @@ def test_class_embeddings_decide_which_classes_count_as_one():
     assert len(merger.merge(masks, probabilities, class_embeddings=distinct).groups) == 2
     with pytest.raises(ValueError, match="share H, W"):
         merger.merge(np.zeros((1, 4, 4)), probabilities)
+    for option in ("overlap_threshold", "mask_weight"):
+        with pytest.raises(ValueError, match=option):
+            SemanticMaskMerger(**{option: 1.5})
 
 
 def test_each_level_can_use_its_own_features():

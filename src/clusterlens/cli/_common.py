@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console(stderr=True)
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -46,3 +48,18 @@ def parse_point(text: str | None, option: str) -> tuple[float, float] | None:
 def print_json(payload: dict[str, Any]) -> None:
     """Machine-readable output on stdout (human output goes to stderr)."""
     typer.echo(json.dumps(payload, indent=2))
+
+
+def bench_progress(out: Console) -> Progress:
+    """The benchmark commands' transient bar: description, bar, done/total, time elapsed."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    return Progress(*columns, TimeElapsedColumn(), console=out, transient=True)
+
+
+def write_rows(rows: list[dict[str, Any]], json_path: Path | None, out: Console) -> None:
+    """Write benchmark rows to ``json_path`` as JSON (when given) and say where."""
+    if json_path is None:
+        return
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(rows, indent=2))
+    out.print(f"rows written to {json_path}")

@@ -19,10 +19,10 @@ import numpy as np
 import typer
 from PIL import Image
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from skimage.segmentation import mark_boundaries
 
+from clusterlens.cli._common import bench_progress, write_rows
 from clusterlens.evaluate.bsds import bsds_ids, iter_bsds
 from clusterlens.evaluate.superpixel import variance_summary
 from clusterlens.image import load_image
@@ -94,23 +94,14 @@ def clusters_bench(
     except (FileNotFoundError, ValueError) as err:
         raise typer.BadParameter(str(err), param_hint="--data/--split") from err
     total = len(ids) if limit is None else min(limit, len(ids))
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
+    with bench_progress(console) as progress:
         task = progress.add_task("clustering", total=total)
         rows = benchmark_methods(
             iter_bsds(split, data, limit), names, counts, lambda _: progress.advance(task)
         )
     rows.sort(key=lambda row: (names.index(row["method"]), row["n_segments"]))
     console.print(_table(rows, f"{total} BSDS500 {split} images"))
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(rows, indent=2))
-        console.print(f"rows written to {json_path}")
+    write_rows(rows, json_path, console)
 
 
 def _table(rows: list[dict], title: str) -> Table:

@@ -19,10 +19,9 @@ import numpy as np
 import typer
 from PIL import Image
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clusterlens.cli._common import user_errors
+from clusterlens.cli._common import bench_progress, console, user_errors, write_rows
 from clusterlens.evaluate.seg_datasets import DATASETS, load_seg_dataset
 from clusterlens.image import load_image
 from clusterlens.segment import MHQRConfig, MHQRSegmenter, load_dense_predictor, load_proposer
@@ -99,7 +98,7 @@ def segment(
         "stages": config.describe(),
     }
     payload, picture, json_path = write_segmentation(rgb, result, image.stem, out, meta)
-    Console(stderr=True).print(
+    console.print(
         f"{len(payload['queries'])} prompts, {len(payload['masks'])} masks "
         f"({config.describe()}) in {sum(result.seconds.values()):.2f} s -> {picture}, {json_path}"
     )
@@ -195,15 +194,8 @@ def seg_bench(
     config = _config(no_dynamic_queries, no_hierarchical, no_merging)
     segmenter = MHQRSegmenter(load_dense_predictor(model), load_proposer(proposer), config)
     runs = [None] if dense_only else [None, config]
-    console = Console(stderr=True)
     rows = []
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
+    with bench_progress(console) as progress:
         for run in runs:
             task = progress.add_task("dense" if run is None else run.describe(), total=len(data))
             rows.append(
@@ -216,10 +208,7 @@ def seg_bench(
                 )
             )
     Console().print(_table(rows, f"{len(data)} {dataset} {split} images, {model} + {proposer}"))
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(rows, indent=2))
-        console.print(f"rows written to {json_path}")
+    write_rows(rows, json_path, console)
 
 
 def _table(rows: list[dict], title: str) -> Table:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -141,14 +141,7 @@ class SegDataset:
         """The first ``num_samples`` pairs (all when None)."""
         if num_samples is not None and num_samples < 1:
             raise ValueError(f"num_samples must be a positive integer, got {num_samples}")
-        return SegDataset(
-            self.name,
-            self.split,
-            self.class_names,
-            self.ignore_index,
-            self.pairs[:num_samples],
-            self.label_reader,
-        )
+        return replace(self, pairs=self.pairs[:num_samples])
 
 
 def load_seg_dataset(

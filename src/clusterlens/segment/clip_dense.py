@@ -177,14 +177,22 @@ class ClipDensePredictor:
         self.short_side = short_side or 2 * self.window
         self.logit_scale = logit_scale
         self.name = f"{bundle.family}:{bundle.name}"
+        # Every image of a data set asks for the same names and the same statistics:
+        # the text tower runs once per name list, the preprocess probe once.
+        self._text: dict[tuple[str, ...], torch.Tensor] = {}
+        self._stats: tuple[torch.Tensor, torch.Tensor] | None = None
 
+    @torch.no_grad()
     def text_embeddings(self, class_names: Sequence[str]) -> torch.Tensor:
-        """(K, D) unit class embeddings, each the mean over the templates."""
-        rows = []
-        for name in class_names:
-            texts = [template.format(name) for template in self.templates]
-            rows.append(F.normalize(self.bundle.encode_texts(texts).mean(dim=0), dim=0))
-        return torch.stack(rows)
+        """(K, D) unit class embeddings, each the mean over the templates (cached per list)."""
+        key = tuple(class_names)
+        if key not in self._text:
+            rows = []
+            for name in key:
+                texts = [template.format(name) for template in self.templates]
+                rows.append(F.normalize(self.bundle.encode_texts(texts).mean(dim=0), dim=0))
+            self._text[key] = torch.stack(rows)
+        return self._text[key]
 
     @torch.no_grad()
     def patch_embeddings(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -230,7 +238,12 @@ class ClipDensePredictor:
         return ((tensor - mean) / std).to(self.bundle.device)
 
     def _mean_std(self) -> tuple[torch.Tensor, torch.Tensor]:
-        # The bundle's own preprocess knows the statistics: apply it to a flat grey image.
+        if self._stats is None:
+            self._stats = self._probe_mean_std()
+        return self._stats
+
+    def _probe_mean_std(self) -> tuple[torch.Tensor, torch.Tensor]:
+        # The bundle's own preprocess knows the statistics: apply it to flat black / white.
         from PIL import Image
 
         probe = self.bundle.preprocess(Image.new("RGB", (self.window, self.window), (0, 0, 0)))

@@ -128,16 +128,25 @@ class OfflineDensePredictor:
         self.background = background
         self.pyramid_scales = None if pyramid_scales is None else tuple(pyramid_scales)
         self.name = getattr(segmenter, "name", "offline:camvid")
+        # A benchmark asks for the same names on every image; free names go through the
+        # sentence model (~0.14 s for the 19 Cityscapes names), so each list is matched once.
+        self._mappings: dict[tuple[str, ...], list[list[int]]] = {}
 
     def class_mapping(self, class_names: Sequence[str]) -> list[list[int]]:
-        """Indices of the model classes behind each requested name.
+        """Indices of the model classes behind each requested name (matched once per list).
 
         Raises:
             ValueError: a name matches none of the model's classes.
         """
+        names = validate_class_names(class_names)
+        if names not in self._mappings:
+            self._mappings[names] = self._match(names)
+        return [list(indices) for indices in self._mappings[names]]
+
+    def _match(self, names: tuple[str, ...]) -> list[list[int]]:
         model_names = [name.lower() for name in self.segmenter.class_names]
         mapping = []
-        for name in validate_class_names(class_names):
+        for name in names:
             if name.lower() in model_names:
                 mapping.append([model_names.index(name.lower())])
                 continue

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from clusterlens.evaluate.seg_datasets import SegDataset
@@ -84,7 +83,7 @@ def _with_config(segmenter: MHQRSegmenter, config: MHQRConfig) -> MHQRSegmenter:
     return MHQRSegmenter(
         segmenter.predictor,
         segmenter.proposer,
-        replace(config),
+        config,
         segmenter.generator,
         segmenter.refiner,
         segmenter.merger,

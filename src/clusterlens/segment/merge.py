@@ -182,14 +182,15 @@ class SemanticMaskMerger:
         )
         group_classes = group_distributions.argmax(axis=1) if groups else np.zeros(0, np.int64)
         scores = combine(group_masks, group_distributions, probabilities, self.mask_weight)
-        contested = self._contested(group_masks, group_classes, classes)
+        hard_masks = group_masks > 0.5
+        contested = self._contested(hard_masks, group_classes, classes)
         if contested.any():
             scores[:, contested] = self._region_mean(probabilities, regions)[:, contested]
         return MergeResult(
             labels=scores.argmax(axis=0),
             groups=groups,
             group_classes=np.asarray(group_classes, np.int64),
-            group_masks=group_masks > 0.5,
+            group_masks=hard_masks,
             contested=contested,
         )
 
@@ -227,11 +228,11 @@ class SemanticMaskMerger:
         return [np.flatnonzero(component == g).tolist() for g in range(component.max() + 1)]
 
     @staticmethod
-    def _contested(group_masks: np.ndarray, group_classes: np.ndarray, classes: int) -> np.ndarray:
-        if len(group_masks) == 0:
-            return np.zeros(group_masks.shape[1:], bool)
-        claimed = np.zeros((classes, *group_masks.shape[1:]), bool)
-        for mask, k in zip(group_masks > 0.5, group_classes, strict=True):
+    def _contested(hard_masks: np.ndarray, group_classes: np.ndarray, classes: int) -> np.ndarray:
+        if len(hard_masks) == 0:
+            return np.zeros(hard_masks.shape[1:], bool)
+        claimed = np.zeros((classes, *hard_masks.shape[1:]), bool)
+        for mask, k in zip(hard_masks, group_classes, strict=True):
             claimed[k] |= mask
         return claimed.sum(axis=0) > 1
 

@@ -146,22 +146,31 @@ def grid_queries(probabilities: np.ndarray, side: int = 8) -> QuerySet:
     return _make_set(candidates, {"mode": "grid", "side": side})
 
 
-def _argmax_positions(
-    values: np.ndarray, labels: np.ndarray, index: np.ndarray
-) -> list[tuple[int, int]]:
-    """(row, col) of the largest value inside each label of ``index`` (first on ties).
+def _label_stats(
+    labels: np.ndarray, plane: np.ndarray, inside: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel count, mean of ``plane`` and the (row, col) of the largest ``inside`` value
+    (first in row-major order on ties) of each label > 0, in increasing label order.
 
-    ``ndimage.maximum_position`` sorts the whole image per call; this touches only the
-    labelled pixels, once.
+    One pass over the labelled pixels: ``ndimage.sum_labels`` / ``mean`` /
+    ``maximum_position`` would each walk the whole image again.
     """
     rows, cols = np.nonzero(labels)
-    owner, value = labels[rows, cols], values[rows, cols]
-    best = np.full(int(owner.max()) + 1, -np.inf)
-    np.maximum.at(best, owner, value)
-    winners = np.flatnonzero(value == best[owner])
-    first_owner, first = np.unique(owner[winners], return_index=True)
-    lookup = dict(zip(first_owner.tolist(), winners[first].tolist(), strict=True))
-    return [(int(rows[lookup[i]]), int(cols[lookup[i]])) for i in index.tolist()]
+    values = labels[rows, cols]
+    per_label = np.bincount(values)
+    present = np.flatnonzero(per_label[1:]) + 1
+    owner = np.zeros(len(per_label), np.int64)
+    owner[present] = np.arange(len(present))
+    owner = owner[values]  # 0..len(present)-1, in label order (no sort needed)
+    counts = per_label[present]
+    means = np.bincount(owner, weights=plane[rows, cols]) / counts
+    depth = inside[rows, cols]
+    deepest = np.full(len(present), -np.inf, depth.dtype)
+    np.maximum.at(deepest, owner, depth)
+    winners = np.flatnonzero(depth == deepest[owner])  # row-major order
+    first = np.full(len(present), len(rows))
+    np.minimum.at(first, owner[winners], winners)
+    return counts, means, np.stack([rows[first], cols[first]], axis=1)
 
 
 class DynamicQueryGenerator:
@@ -291,12 +300,10 @@ class DynamicQueryGenerator:
         return rows
 
     def _prompts(self, labels, plane, inside, k, scale, primary, full_size) -> list:
-        index = np.unique(labels[labels > 0])
-        if index.size == 0:
+        if not labels.any():
             return []
-        areas = ndimage.sum_labels(np.ones_like(plane), labels, index) / (scale * scale)
-        confidence = ndimage.mean(plane, labels, index)
-        interior = _argmax_positions(inside, labels, index)
+        counts, confidence, interior = _label_stats(labels, plane, inside)
+        areas = counts / (scale * scale)
         height, width = full_size
         rows = []
         for (row, col), area, conf in zip(interior, areas, confidence, strict=True):

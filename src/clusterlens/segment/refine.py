@@ -139,18 +139,17 @@ class HierarchicalRefiner:
             size = (max(1, round(height * resolution)), max(1, round(width * resolution)))
             proposer = _resize(torch.from_numpy(masks[:, level]).float(), size, "area")
             semantic = torch.from_numpy(np.ascontiguousarray(pyramid[level], dtype=np.float32))
-            refined = self._level(proposer, previous, semantic, lab, size)
-            if previous is not None:
-                refined = (1 - self.carry) * refined + self.carry * _resize(
-                    previous, size, "bilinear"
-                )
+            carried = None if previous is None else _resize(previous, size, "bilinear")
+            refined = self._level(proposer, carried, semantic, lab, size)
+            if carried is not None:
+                refined = (1 - self.carry) * refined + self.carry * carried
             previous = refined
         return _resize(previous, (height, width), "bilinear").clamp_(0, 1).numpy()
 
     def _level(
         self,
         proposer: torch.Tensor,
-        previous: torch.Tensor | None,
+        carried: torch.Tensor | None,
         semantic: torch.Tensor,
         lab: torch.Tensor,
         size: tuple[int, int],
@@ -173,8 +172,8 @@ class HierarchicalRefiner:
             ).clamp_min_(0)
             logits -= self.color_weight * distance / (2 * self.color_sigma**2)
         support = proposer > 0
-        if previous is not None:
-            support |= _resize(previous, size, "bilinear") > 0.5
+        if carried is not None:  # the previous level, already at this level's size
+            support |= carried > 0.5
         if self.dilation:
             kernel = 2 * self.dilation + 1
             support = (
