@@ -91,7 +91,8 @@ def test_demo_writes_its_pictures(tmp_path):
     summary = json.loads(result.stdout)
     written = summary["texture"]["wrote"] + [p for s in summary["select"] for p in s["wrote"]]
     written += summary["segment"]["wrote"]
-    assert len(written) == 8 and all(Path(p).exists() for p in written)
+    assert len(written) == 9 and all(Path(p).exists() for p in written)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(p).name for p in written)
     first, second = (s["match"]["classes"] for s in summary["select"])
     assert first != second  # two queries, two different readings of the image
     shares = summary["segment"]["classes"]

@@ -54,19 +54,19 @@ def select_outputs(image: Any, name: str, query: str, out: Path) -> dict[str, An
 
 
 def segment_outputs(image: Any, name: str, out: Path) -> dict[str, Any]:
-    """Segment the image with the offline MHQR pipeline; write its picture and JSON."""
+    """Segment the image with the offline MHQR pipeline; write its label map, picture, JSON."""
     from clusterlens.cli.segment import write_segmentation
     from clusterlens.segment import MHQRSegmenter
 
     segmenter = MHQRSegmenter.offline()
     result = segmenter.segment(image, list(SEGMENT_CLASSES))
     meta = {"image": name, "model": "offline:camvid", "proposer": "offline"}
-    payload, picture, json_path = write_segmentation(image, result, name, out, meta)
+    payload, written = write_segmentation(image, result, name, out, meta)
     return {
         "classes": payload["class_shares"],
         "prompts": len(payload["queries"]),
         "seconds": round(sum(result.seconds.values()), 2),
-        "wrote": [str(picture), str(json_path)],
+        "wrote": [str(path) for path in written],
     }
 
 

@@ -97,24 +97,26 @@ def segment(
         "proposer": proposer,
         "stages": config.describe(),
     }
-    payload, picture, json_path = write_segmentation(rgb, result, image.stem, out, meta)
+    payload, written = write_segmentation(rgb, result, image.stem, out, meta)
     console.print(
         f"{len(payload['queries'])} prompts, {len(payload['masks'])} masks "
-        f"({config.describe()}) in {sum(result.seconds.values()):.2f} s -> {picture}, {json_path}"
+        f"({config.describe()}) in {sum(result.seconds.values()):.2f} s -> "
+        + ", ".join(str(path) for path in written)
     )
 
 
 def write_segmentation(
     rgb: np.ndarray, result, stem: str, out: Path, meta: dict
-) -> tuple[dict, Path, Path]:
+) -> tuple[dict, list[Path]]:
     """Write ``<stem>_labels.png``, ``<stem>_segment.png`` and ``<stem>_segment.json``.
 
-    Returns the JSON payload and the paths of the picture and the JSON file.
+    Returns the JSON payload and the three paths written.
     """
     out.mkdir(parents=True, exist_ok=True)
+    labels_path = out / f"{stem}_labels.png"
     Image.fromarray(
         result.labels.astype(np.uint8 if len(result.class_names) < 256 else np.uint16)
-    ).save(out / f"{stem}_labels.png")
+    ).save(labels_path)
     picture = out / f"{stem}_segment.png"
     _draw(rgb, result, picture)
     shares = (
@@ -133,7 +135,7 @@ def write_segmentation(
     }
     json_path = out / f"{stem}_segment.json"
     json_path.write_text(json.dumps(payload, indent=2))
-    return payload, picture, json_path
+    return payload, [labels_path, picture, json_path]
 
 
 def _draw(rgb: np.ndarray, result, path: Path) -> None:
