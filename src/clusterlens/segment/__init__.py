@@ -2,9 +2,9 @@
 
 ``MHQRSegmenter.offline().segment(image, class_names)`` runs with no download: the
 bundled CamVid model gives dense class scores, the offline region proposer gives
-coarse / medium / fine masks for prompts placed in confident regions, and the masks are
-refined and merged into a label map. Dense CLIP (SCLIP-style) and SAM / SAM2 proposers
-plug into the same pipeline.
+coarse / medium / fine masks for prompts placed in confident regions, the masks are
+merged into a label map, and the model's finer input scales redraw its boundaries.
+Dense CLIP (SCLIP-style) and SAM / SAM2 proposers plug into the same pipeline.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ from clusterlens.segment.proposers import (
     load_proposer,
 )
 from clusterlens.segment.queries import DynamicQueryGenerator, QuerySet, grid_queries
-from clusterlens.segment.refine import HierarchicalRefiner
+from clusterlens.segment.refine import CoarseToFineRefiner, HierarchicalRefiner
 
 __all__ = [
     "GRANULARITIES",
+    "CoarseToFineRefiner",
     "DenseOutput",
     "DensePredictor",
     "DynamicQueryGenerator",

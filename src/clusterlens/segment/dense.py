@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,6 +35,10 @@ import numpy.typing as npt
 from clusterlens.image import ImageInput, load_image
 
 BACKGROUND = "background"
+
+#: Input scales of the offline model's pyramid relative to its shipped scale (0.5 ->
+#: 0.5, 0.75, 0.875), coarse to fine; chosen on 12 CamVid *train* frames (docs/segment.md).
+OFFLINE_PYRAMID_FACTORS = (1.0, 1.5, 1.75)
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,11 @@ class DenseOutput:
         class_embeddings: optional (K, D) text embeddings of the classes (dense CLIP),
             which the merger uses to tell near-synonyms apart from different classes.
         feature_pyramid: optional dense features from several input scales, coarse to
-            fine (one per refinement level); the refinement uses them instead of
-            ``features`` when present.
+            fine (one per refinement level); the attention refinement uses them instead
+            of ``features`` when present.
+        probability_pyramid: optional (K, H, W) class probabilities from the same input
+            scales, coarse to fine, the first being ``probabilities``; the coarse-to-fine
+            refinement reads the finer ones near class boundaries.
     """
 
     probabilities: npt.NDArray[np.float32]
@@ -58,6 +66,7 @@ class DenseOutput:
     class_names: tuple[str, ...]
     class_embeddings: npt.NDArray[np.float32] | None = None
     feature_pyramid: tuple[npt.NDArray[np.float32], ...] | None = None
+    probability_pyramid: tuple[npt.NDArray[np.float32], ...] | None = None
 
     @property
     def labels(self) -> npt.NDArray[np.int64]:
@@ -103,17 +112,22 @@ class OfflineDensePredictor:
     The dense features are the model's own 11-class probability vector per pixel:
     its semantic embedding, at the full image size. With ``pyramid_scales`` the model
     also runs at those working scales (relative to CamVid's 480x360 frame; the shipped
-    scale is 0.5) and the results form a coarse-to-fine feature pyramid for the
-    hierarchical refinement: larger inputs give sharper boundaries and more small-object
-    detail (on 10 CamVid *train* frames, boundary F1 37.6 at scale 0.5, 42.5 at 0.75),
-    while the class probabilities themselves stay those of the shipped scale.
+    scale is 0.5) and the results form coarse-to-fine feature and probability pyramids
+    for the hierarchical refinement. Larger inputs give sharper boundaries but worse
+    semantics (on 12 CamVid *train* frames: scale 0.5 61.4 mIoU / 36.5 boundary F1,
+    0.75 57.1 / 42.9, 1.0 51.6 / 39.7), so ``probabilities`` stay those of the first
+    (coarsest) scale and the finer ones only move boundaries.
 
     Args:
         segmenter: a loaded :class:`~clusterlens.models.CamVidSegmenter`
             (``load_model("offline:camvid")``).
         background: add a background class.
-        pyramid_scales: working scales of the feature pyramid, coarse to fine (None: no
-            pyramid, one forward pass).
+        pyramid_scales: working scales of the pyramids, coarse to fine, the first being
+            the model's shipped scale (None: no pyramid, one forward pass).
+
+    Raises:
+        ValueError: empty or non-positive scales, scales not increasing, or a first
+            scale that is not the model's shipped one.
     """
 
     def __init__(
@@ -122,8 +136,8 @@ class OfflineDensePredictor:
         background: bool = False,
         pyramid_scales: Sequence[float] | None = None,
     ) -> None:
-        if pyramid_scales is not None and (len(pyramid_scales) == 0 or min(pyramid_scales) <= 0):
-            raise ValueError(f"pyramid_scales must be positive numbers, got {pyramid_scales!r}")
+        if pyramid_scales is not None:
+            _check_pyramid_scales(tuple(pyramid_scales), float(segmenter.scale))
         self.segmenter = segmenter
         self.background = background
         self.pyramid_scales = None if pyramid_scales is None else tuple(pyramid_scales)
@@ -131,6 +145,14 @@ class OfflineDensePredictor:
         # A benchmark asks for the same names on every image; free names go through the
         # sentence model (~0.14 s for the 19 Cityscapes names), so each list is matched once.
         self._mappings: dict[tuple[str, ...], list[list[int]]] = {}
+
+    def single_scale(self) -> OfflineDensePredictor:
+        """The same model and vocabulary without the pyramid (one forward pass)."""
+        if self.pyramid_scales is None:
+            return self
+        sibling = OfflineDensePredictor(self.segmenter, self.background)
+        sibling._mappings = self._mappings  # the matched names are shared
+        return sibling
 
     def class_mapping(self, class_names: Sequence[str]) -> list[list[int]]:
         """Indices of the model classes behind each requested name (matched once per list).
@@ -172,18 +194,29 @@ class OfflineDensePredictor:
         mapping = self.class_mapping(names)
         rgb = load_image(image)
         model_probabilities = self.segmenter.predict_proba(rgb)
+        probabilities, names = self._requested(model_probabilities, mapping, names)
+        levels = self._pyramid(rgb, model_probabilities)
+        return DenseOutput(
+            probabilities=probabilities,
+            features=model_probabilities.astype(np.float32),
+            class_names=names,
+            feature_pyramid=levels,
+            probability_pyramid=None
+            if levels is None
+            else tuple(self._requested(level, mapping, names)[0] for level in levels),
+        )
+
+    def _requested(
+        self, model_probabilities: np.ndarray, mapping: list[list[int]], names: tuple[str, ...]
+    ) -> tuple[npt.NDArray[np.float32], tuple[str, ...]]:
+        """Model-class probabilities summed into the requested names (+ background)."""
         scores = np.stack([model_probabilities[indices].sum(axis=0) for indices in mapping])
         if self.background:
             leftover = np.clip(1.0 - scores.sum(axis=0), 0.0, 1.0)
             scores = np.concatenate([scores, leftover[None]])
-            names = (*names, BACKGROUND)
+            names = (*names[: len(mapping)], BACKGROUND)
         probabilities = scores / np.maximum(scores.sum(axis=0, keepdims=True), 1e-8)
-        return DenseOutput(
-            probabilities=probabilities.astype(np.float32),
-            features=model_probabilities.astype(np.float32),
-            class_names=names,
-            feature_pyramid=self._pyramid(rgb, model_probabilities),
-        )
+        return probabilities.astype(np.float32), names
 
     def _pyramid(self, rgb: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, ...] | None:
         if self.pyramid_scales is None:
@@ -192,16 +225,26 @@ class OfflineDensePredictor:
 
         from clusterlens.models.offline._inference import predict_logits
 
-        levels = []
-        for scale in self.pyramid_scales:
-            if scale == self.segmenter.scale:
-                levels.append(base.astype(np.float32))
-                continue
+        levels = [base.astype(np.float32)]  # the first scale is the shipped one
+        for scale in self.pyramid_scales[1:]:
             logits = predict_logits(
                 self.segmenter.network, rgb, scale, self.segmenter.flip, self.segmenter.stride
             )
             levels.append(torch.softmax(logits, dim=0).numpy().astype(np.float32))
         return tuple(levels)
+
+
+def _check_pyramid_scales(scales: tuple[float, ...], shipped: float) -> None:
+    """Scales must rise from the model's shipped scale (the semantic level) upwards."""
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"pyramid_scales must be positive numbers, got {scales!r}")
+    if any(finer <= coarser for coarser, finer in zip(scales, scales[1:], strict=False)):
+        raise ValueError(f"pyramid_scales must increase (coarse to fine), got {scales!r}")
+    if not math.isclose(scales[0], shipped):
+        raise ValueError(
+            f"pyramid_scales must start at the model's shipped scale {shipped} (its "
+            f"probabilities are the coarse level), got {scales!r}"
+        )
 
 
 def load_dense_predictor(
@@ -215,7 +258,9 @@ def load_dense_predictor(
             ``hf:tiny-clip`` are tiny random models for tests).
         background: add a ``background`` class.
         device: torch device.
-        **options: passed to :class:`OfflineDensePredictor` (``pyramid_scales``) or
+        **options: passed to :class:`OfflineDensePredictor` (``pyramid_scales``; by
+            default the shipped scale times :data:`OFFLINE_PYRAMID_FACTORS`, ``None`` for
+            a single forward pass) or
             :class:`~clusterlens.segment.clip_dense.ClipDensePredictor` (``templates``,
             ``window``, ``stride`` ...).
 
@@ -228,6 +273,9 @@ def load_dense_predictor(
         from clusterlens.models import load_model
 
         segmenter = load_model(name, device=device)
+        options.setdefault(
+            "pyramid_scales", tuple(segmenter.scale * f for f in OFFLINE_PYRAMID_FACTORS)
+        )
         return OfflineDensePredictor(segmenter, background=background, **options)
     if source in {"open_clip", "hf"}:
         from clusterlens.segment.clip_dense import ClipDensePredictor, load_clip_bundle

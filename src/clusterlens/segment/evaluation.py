@@ -12,17 +12,21 @@ from typing import Any
 
 from clusterlens.evaluate.seg_datasets import SegDataset
 from clusterlens.evaluate.segmentation import BoundaryF1, MeanIoU, SmallObjectIoU
-from clusterlens.segment.mhqr import MHQRConfig, MHQRSegmenter
+from clusterlens.segment.mhqr import MHQRConfig, MHQRSegmenter, SegmentationResult
 
 #: Defaults of the benchmark: 2 px boundary tolerance, objects under 1 % of the image.
 BOUNDARY_TOLERANCE = 2.0
 SMALL_OBJECT_FRACTION = 0.01
 
+#: Configurations without prompts or masks, by name: the dense predictor alone, its
+#: multi-scale average (test-time augmentation) and its coarse-to-fine refinement.
+DENSE_MODES = ("dense", "dense-multiscale", "dense-refined")
+
 
 def evaluate_segmenter(
     segmenter: MHQRSegmenter,
     dataset: SegDataset,
-    config: MHQRConfig | None,
+    config: MHQRConfig | str | None,
     tolerance: float = BOUNDARY_TOLERANCE,
     small_fraction: float = SMALL_OBJECT_FRACTION,
     on_image: Callable[[int], None] | None = None,
@@ -32,10 +36,13 @@ def evaluate_segmenter(
     Args:
         segmenter: the pipeline (its predictor and proposer are used as they are).
         dataset: labelled images; their class names are the vocabulary.
-        config: the stages to run, or None for the dense predictor alone.
+        config: the stages to run, or one of :data:`DENSE_MODES` (None = ``dense``).
         tolerance: boundary F1 tolerance in pixels.
         small_fraction: truth components below this share of the image are small objects.
         on_image: called with the image index after each image (progress).
+
+    Raises:
+        ValueError: an unknown dense mode.
 
     Returns:
         ``{"config", "images", "miou", "pixel_accuracy", "boundary_f1",
@@ -46,14 +53,11 @@ def evaluate_segmenter(
     miou = MeanIoU(classes, ignore_index=ignore)
     boundary = BoundaryF1(classes, tolerance=tolerance, ignore_index=ignore)
     small = SmallObjectIoU(classes, area_fraction=small_fraction, ignore_index=ignore)
-    pipeline = segmenter if config is None else _with_config(segmenter, config)
+    run = _runner(segmenter, "dense" if config is None else config)
     seconds = 0.0
     for index, (image, label) in enumerate(dataset):
         started = time.perf_counter()
-        if config is None:
-            result = pipeline.dense_only(image, dataset.class_names)
-        else:
-            result = pipeline.segment(image, dataset.class_names)
+        result = run(image, dataset.class_names)
         seconds += time.perf_counter() - started
         for metric in (miou, boundary, small):
             metric.update(result.labels, label)
@@ -61,7 +65,7 @@ def evaluate_segmenter(
             on_image(index)
     scores, edges, objects = miou.compute(), boundary.compute(), small.compute()
     return {
-        "config": "dense" if config is None else config.describe(),
+        "config": config.describe() if isinstance(config, MHQRConfig) else config or "dense",
         "images": len(dataset),
         "miou": scores.miou,
         "pixel_accuracy": scores.pixel_accuracy,
@@ -74,6 +78,25 @@ def evaluate_segmenter(
             name: float(value) for name, value in zip(dataset.class_names, scores.iou, strict=True)
         },
     }
+
+
+def _runner(
+    segmenter: MHQRSegmenter, config: MHQRConfig | str
+) -> Callable[..., SegmentationResult]:
+    """The segmenter method that runs ``config``."""
+    if isinstance(config, MHQRConfig):
+        return _with_config(segmenter, config).segment
+    methods = {
+        "dense": segmenter.dense_only,
+        "dense-multiscale": segmenter.dense_multiscale,
+        "dense-refined": segmenter.dense_refined,
+    }
+    if config not in methods:
+        raise ValueError(
+            f"unknown configuration {config!r}; accepted: an MHQRConfig or "
+            f"one of {', '.join(DENSE_MODES)}"
+        )
+    return methods[config]
 
 
 def _with_config(segmenter: MHQRSegmenter, config: MHQRConfig) -> MHQRSegmenter:

@@ -9,12 +9,23 @@ stage                         off
 ``dynamic_queries``           a blind ``grid_side x grid_side`` grid of prompts
 ``hierarchical``              each prompt keeps one proposer mask: the granularity its
                               scale asks for (scale <= 0.3 coarse, <= 0.7 medium, else
-                              fine, the seed's mapping; grid prompts are fine)
+                              fine, the seed's mapping; grid prompts are fine), and the
+                              label map is not refined coarse -> fine
 ``merging``                   :func:`~clusterlens.segment.merge.paint_masks` (masks vote
                               for their prompt's class)
 ============================  ===========================================================
 
-``MHQRSegmenter.dense_only`` is the dense predictor alone (arg-max).
+Two refiners implement ``hierarchical``. The default
+:class:`~clusterlens.segment.refine.CoarseToFineRefiner` runs *after* merging: the
+merged label map is the coarse decision and the finer levels of the dense predictor's
+probability pyramid redraw its boundaries. The seed's attention refiner
+(:class:`~clusterlens.segment.refine.HierarchicalRefiner`) runs before merging, on
+the per-prompt masks; on CamVid it does not help (docs/segment.md).
+
+Baselines: ``dense_only`` is the dense predictor alone (arg-max at its shipped scale),
+``dense_multiscale`` the average of its pyramid's probabilities (test-time
+augmentation, no MHQR stage) and ``dense_refined`` the coarse-to-fine refinement of the
+dense arg-max with no prompts, masks or merging.
 
 Example:
     >>> from clusterlens.segment import MHQRSegmenter  # doctest: +SKIP
@@ -44,7 +55,7 @@ from clusterlens.segment.proposers import (
     OfflineRegionProposer,
 )
 from clusterlens.segment.queries import DynamicQueryGenerator, QuerySet, grid_queries
-from clusterlens.segment.refine import HierarchicalRefiner
+from clusterlens.segment.refine import CoarseToFineRefiner, HierarchicalRefiner
 
 
 @dataclass(frozen=True)
@@ -148,7 +159,8 @@ class MHQRSegmenter:
         proposer: mask proposer (:mod:`clusterlens.segment.proposers`).
         config: enabled stages.
         generator: dynamic query generator (defaults when None).
-        refiner: hierarchical refiner (defaults when None).
+        refiner: hierarchical refiner: :class:`CoarseToFineRefiner` (the default) or
+            the attention :class:`HierarchicalRefiner`.
         merger: semantic merger (defaults when None); its ``mask_weight`` is also used
             by plain painting so the two differ only by the merger's own steps.
     """
@@ -159,19 +171,20 @@ class MHQRSegmenter:
         proposer: MaskProposer,
         config: MHQRConfig | None = None,
         generator: DynamicQueryGenerator | None = None,
-        refiner: HierarchicalRefiner | None = None,
+        refiner: CoarseToFineRefiner | HierarchicalRefiner | None = None,
         merger: SemanticMaskMerger | None = None,
     ) -> None:
         self.predictor = predictor
         self.proposer = proposer
         self.config = config or MHQRConfig()
         self.generator = generator or DynamicQueryGenerator()
-        self.refiner = refiner or HierarchicalRefiner()
+        self.refiner = refiner or CoarseToFineRefiner()
         self.merger = merger or SemanticMaskMerger()
 
     @classmethod
     def offline(cls, config: MHQRConfig | None = None, **proposer_options: Any) -> MHQRSegmenter:
-        """The no-download pipeline: ``offline:camvid`` + the offline region proposer."""
+        """The no-download pipeline: ``offline:camvid`` (with its default probability
+        pyramid) + the offline region proposer."""
         return cls(
             load_dense_predictor("offline:camvid"),
             OfflineRegionProposer(**proposer_options),
@@ -179,11 +192,61 @@ class MHQRSegmenter:
         )
 
     def dense_only(self, image: ImageInput, class_names: Sequence[str]) -> SegmentationResult:
-        """The dense predictor alone: arg-max of its probabilities."""
+        """The dense predictor alone: arg-max of its probabilities at its shipped scale."""
+        # The pyramid's extra forward passes would only inflate the baseline's time.
+        single = getattr(self.predictor, "single_scale", None)
+        predictor = single() if single is not None else self.predictor
         started = time.perf_counter()
-        dense = self.predictor.predict(load_image(image), class_names)
+        dense = predictor.predict(load_image(image), class_names)
         seconds = {"dense": time.perf_counter() - started}
         return SegmentationResult(dense.labels, dense.class_names, dense, seconds=seconds)
+
+    def dense_multiscale(self, image: ImageInput, class_names: Sequence[str]) -> SegmentationResult:
+        """Arg-max of the probabilities averaged over the dense pyramid's scales.
+
+        Test-time augmentation with no MHQR stage: the baseline that tells how much of
+        the pipeline's gain comes from merely running the model at several scales.
+
+        Raises:
+            ValueError: the predictor gives no probability pyramid.
+        """
+        started = time.perf_counter()
+        dense = self.predictor.predict(load_image(image), class_names)
+        levels = self._require_pyramid(dense)
+        labels = np.mean(levels, axis=0).argmax(axis=0)
+        seconds = {"dense": time.perf_counter() - started}
+        return SegmentationResult(labels, dense.class_names, dense, seconds=seconds)
+
+    def dense_refined(self, image: ImageInput, class_names: Sequence[str]) -> SegmentationResult:
+        """The coarse-to-fine refinement applied to the dense arg-max alone (no prompts).
+
+        Raises:
+            ValueError: the refiner is not a :class:`CoarseToFineRefiner`, or the
+                predictor gives no probability pyramid.
+        """
+        if not isinstance(self.refiner, CoarseToFineRefiner):
+            raise ValueError("dense_refined needs a CoarseToFineRefiner")
+        started = time.perf_counter()
+        dense = self.predictor.predict(load_image(image), class_names)
+        labels = self.refiner.refine(dense.labels, self._require_pyramid(dense)[1:])
+        seconds = {"dense": time.perf_counter() - started}
+        return SegmentationResult(labels, dense.class_names, dense, seconds=seconds)
+
+    def _require_pyramid(self, dense: DenseOutput) -> tuple[np.ndarray, ...]:
+        if not dense.probability_pyramid:
+            raise ValueError(
+                f"dense model {getattr(self.predictor, 'name', '?')!r} gives no probability "
+                "pyramid (offline:camvid gives one; pass pyramid_scales)"
+            )
+        return dense.probability_pyramid
+
+    def _finer_levels(self, dense: DenseOutput) -> tuple[np.ndarray, ...]:
+        """Probability maps finer than the coarse decision; without a pyramid, the dense
+        probabilities themselves (the merged map's boundaries snap back to the dense
+        model's)."""
+        if dense.probability_pyramid and len(dense.probability_pyramid) > 1:
+            return dense.probability_pyramid[1:]
+        return (dense.probabilities,)
 
     def segment(self, image: ImageInput, class_names: Sequence[str]) -> SegmentationResult:
         """Segment ``image`` into ``class_names`` with the enabled stages.
@@ -214,7 +277,8 @@ class MHQRSegmenter:
         lap("queries")
         proposals = self.proposer.propose(rgb, queries.points)
         lap("proposals")
-        if self.config.hierarchical:
+        attention = self.config.hierarchical and isinstance(self.refiner, HierarchicalRefiner)
+        if attention:
             features = dense.feature_pyramid or dense.features
             soft = self.refiner.refine(proposals.masks, features, rgb)
         else:
@@ -232,6 +296,12 @@ class MHQRSegmenter:
                 soft, queries.class_indices, dense.probabilities, self.merger.mask_weight
             )
         lap("merging")
+        if self.config.hierarchical and not attention:
+            # Coarse to fine: the merged map is the coarse decision, finer levels redraw
+            # its boundaries (the refinement needs the merger's labels, hence this order).
+            started = time.perf_counter()
+            labels = self.refiner.refine(labels, self._finer_levels(dense))
+            seconds["refinement"] += time.perf_counter() - started
         return SegmentationResult(
             labels=labels,
             class_names=dense.class_names,
