@@ -20,6 +20,7 @@ Run: ``.venv/bin/python benchmarks/allocate.py [--limit N]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 from collections import defaultdict
 
@@ -28,12 +29,19 @@ import numpy as np
 from tqdm import tqdm
 
 from _report import interleaved_medians, machine, markdown_table, publish
-from clusterlens.allocate import CellScorer, PatchGrid, allocate
+from clusterlens.allocate import CellScorer, PatchGrid
+from clusterlens.allocate import allocate as allocate_patches
 from clusterlens.evaluate.camvid import list_pairs, load_pair
 from clusterlens.models import load_model
 from clusterlens.regions import cluster_image
 from clusterlens.regions.hierarchy import group_clusters
-from clusterlens.relevance import QUERY_WEIGHTS, WAYS, FixedBalancer, ways_of_knowing
+from clusterlens.relevance import (
+    QUERY_FREE_WAYS,
+    QUERY_WEIGHTS,
+    WAYS,
+    FixedBalancer,
+    ways_of_knowing,
+)
 
 BUDGETS = (64, 144, 256)
 STRATEGIES = (
@@ -48,7 +56,10 @@ STRATEGIES = (
     "quadtree",
 )
 CASCADES = ("mip-cascade", "bound-cascade", "cluster-cascade", "hierarchical-cluster")
-TOLERANCES = (0.02, 0.05, 0.1)  # bound-cascade's pruning slack, in score units
+TOLERANCES = (0.005, 0.01, 0.02)  # bound-cascade's tie slack, in score units
+#: query-independent channels: read for free, as ``select`` does (see CellScorer)
+KNOWN = QUERY_FREE_WAYS
+ALL_COUNTED = "bound-cascade (all channels counted)"
 OVERSAMPLING = (1.0, 1.5, 2.0, 3.0)  # fidelity is traced against cost over these
 ADAPTIVE_LABELS = ("topk (adaptive)", "cluster-cascade (adaptive)")
 SMALL_CLASS = 0.10
@@ -75,6 +86,7 @@ def clusters_like_select(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def evaluate_case(ways, mask, clusters, parents, balancer, rows_out, case_info, adaptive=None):
     grid = PatchGrid.from_count(*mask.shape, 32)
+    allocate = functools.partial(allocate_patches, channel_names=WAYS, known_channels=KNOWN)
     truth = grid.cell_means(mask.astype(np.float32))[0]
     true_scores = CellScorer.from_maps(ways, grid, balancer).score_level(0).numpy()
     for budget in BUDGETS:
@@ -106,6 +118,8 @@ def evaluate_case(ways, mask, clusters, parents, balancer, rows_out, case_info, 
                     oversample=oversample,
                 )
                 rows_out.append(measure(allocation, f"{strategy} x{oversample:g}", *context))
+        exact = allocate_patches(ways, "bound-cascade", budget, combine=balancer)
+        rows_out.append(measure(exact, ALL_COUNTED, *context))
         for tolerance in TOLERANCES:
             allocation = allocate(
                 ways, "bound-cascade", budget, combine=balancer, tolerance=tolerance
@@ -187,7 +201,16 @@ def latency(model, image: np.ndarray, repeats: int) -> dict[str, dict[str, float
     balancer = FixedBalancer(QUERY_WEIGHTS)
 
     def run(strategy):
-        return allocate(ways, strategy, 144, clusters=clusters, parents=parents, combine=balancer)
+        return allocate_patches(
+            ways,
+            strategy,
+            144,
+            clusters=clusters,
+            parents=parents,
+            combine=balancer,
+            channel_names=WAYS,
+            known_channels=KNOWN,
+        )
 
     totals = interleaved_medians({s: (lambda s=s: run(s)) for s in STRATEGIES}, repeats=repeats)
     stages = {
@@ -205,30 +228,38 @@ def _fmt(value) -> str:
 
 
 def _fidelity_verdict(summary) -> str:
-    """Goal: >= 0.95 of the exhaustive top-K while scoring <= 15% of the cells."""
-    cheap = [
-        r
-        for r in summary
-        if r["strategy"] in CASCADES or " x" in r["strategy"] or " ±" in r["strategy"]
-    ]
-    cheap = [r for r in cheap if r["scored_fraction"] <= 0.15]
-    if not cheap:
-        return "Goal (≥ 0.95 recovered scoring ≤ 15%): no cascade setting scored ≤ 15%."
-    best = max(cheap, key=lambda r: r["mass"])
-    met = best["recovered"] >= 0.95 or best["mass"] >= 0.95
+    """Goal: >= 0.95 of the exhaustive top-K while scoring <= 15% of the cells, per K."""
+    lines = []
+    for budget in BUDGETS:
+        cheap = [
+            r
+            for r in summary
+            if r["budget"] == budget
+            and r["scored_fraction"] <= 0.15
+            and (r["strategy"] in CASCADES or " x" in r["strategy"] or " ±" in r["strategy"])
+        ]
+        if not cheap:
+            lines.append(f"- K={budget}: no cascade setting scored ≤ 15% of the cells.")
+            continue
+        best = max(cheap, key=lambda r: (r["recovered"], -r["scored_fraction"]))
+        lines.append(
+            f"- K={budget}: {'met' if best['recovered'] >= 0.95 else 'NOT met'}; best setting "
+            f"within 15%: {best['strategy']}, scoring {best['scored_fraction']:.1%}, recovers "
+            f"{best['recovered']:.3f} of the top-K and {best['mass']:.3f} of its relevance mass."
+        )
     exact = ", ".join(
         f"{r['scored_fraction']:.1%} at K={r['budget']}"
         for r in summary
         if r["strategy"] == "bound-cascade"
     )
+    counted = ", ".join(
+        f"{r['scored_fraction']:.1%}" for r in summary if r["strategy"] == ALL_COUNTED
+    )
     return (
-        f"Goal (≥ 0.95 of the top-K scoring ≤ 15% of cells): {'met' if met else 'NOT met'}. "
-        f"Best setting within 15%: {best['strategy']} at K={best['budget']}, scoring "
-        f"{best['scored_fraction']:.1%}, recovers {best['recovered']:.3f} of the top-K and "
-        f"{best['mass']:.3f} of its relevance mass. The exact top-K (`bound-cascade`) costs "
-        f"{exact} of the cells: the max-pooled bound is loose where the information and "
-        "salience terms vary from cell to cell, and the K-th score often lies on a plateau "
-        "of near-equal cells that no coarse summary can separate."
+        "Goal: ≥ 0.95 of the top-K while scoring ≤ 15% of the cells.\n\n"
+        + "\n".join(lines)
+        + f"\n\nThe exact top-K (`bound-cascade`) costs {exact} of the cells ({counted} when "
+        "information and salience are counted as scoring too)."
     )
 
 
@@ -253,7 +284,7 @@ def _precision_verdict(by_key) -> str:
 def report(summary, timings, info, images) -> str:
     by_key = {(r["strategy"], r["budget"]): r for r in summary}
     traced = [f"{s} x{o:g}" for s in ("mip-cascade", "cluster-cascade") for o in OVERSAMPLING]
-    traced += [f"bound-cascade ±{t:g}" for t in TOLERANCES]
+    traced += [ALL_COUNTED, *(f"bound-cascade ±{t:g}" for t in TOLERANCES)]
     fidelity = markdown_table(
         ["strategy", "K", "cells scored", "top-K recovered", "relevance mass",
          "recovered (classes < 10%)", "mass (classes < 10%)"],
@@ -287,11 +318,17 @@ def report(summary, timings, info, images) -> str:
         "32×32 = 1024 patches, scorer = offline model coupling + information + salience "
         f"(weights {QUERY_WEIGHTS}). Means over all (image, class) cases.\n\n"
         "### Fidelity to the exhaustive top-K\n\n"
-        "`x1.5` etc. is the cascade's `oversample`: candidates kept per level relative to need. "
-        "`bound-cascade` is exact by construction (branch and bound on max-pooled upper "
-        "bounds; strict recovery can still fall below 1 on exact ties); `±0.05` etc. is its "
-        "`tolerance`: cells whose bound is within it of the K-th candidate are pruned, so no "
-        "unkept patch beats the last kept one by more than the tolerance.\n\n"
+        "*Cells scored* counts evaluations of the query coupling, at any level, over the "
+        "1024 finest cells: information and salience do not depend on the query (texture "
+        "statistics computed once per image for every cell), so they are read for free "
+        "(`known_channels`, as `select` does); only `bound-cascade` makes use of that. "
+        "`bound-cascade (all channels counted)` is the same cascade when every channel counts. "
+        "`x1.5` etc. is a cascade's `oversample`: candidates kept per level relative to need. "
+        "`bound-cascade` is exact by construction (score intervals from the known channels "
+        "and the min / max of the coupling below each evaluated cell; strict recovery can "
+        "still fall below 1 on exact ties); `±0.01` etc. is its `tolerance`: cells within it "
+        "of each other count as tied, so no unkept patch beats the lowest kept one by more "
+        "than twice the tolerance.\n\n"
         f"{fidelity}\n\n{_fidelity_verdict(summary)}\n\n"
         "### Precision, coverage, positional bias, tokens\n\n"
         "Precision is the mean share of queried-class pixels inside the kept patches; a quad-tree "

@@ -31,6 +31,7 @@ from clusterlens.allocate import Allocation, PatchGrid, allocate
 from clusterlens.image import ImageInput, image_size, load_image
 from clusterlens.relevance import (
     NO_QUERY_WEIGHTS,
+    QUERY_FREE_WAYS,
     QUERY_WEIGHTS,
     WAYS,
     FixedBalancer,
@@ -137,6 +138,7 @@ def select_patches(
         seed=seed,
         combine=combiner,
         channel_names=WAYS,
+        known_channels=QUERY_FREE_WAYS,
         token_budget=token_budget,
         query=query or None,
         meta={

@@ -63,3 +63,28 @@ def test_max_summary_keeps_a_single_bright_cell():
 def test_maps_must_match_the_grid():
     with pytest.raises(ValueError, match="do not match"):
         CellScorer.from_maps(np.zeros((4, 5)), PatchGrid(5, 5, 1, 1))
+
+
+def test_query_ranges_bound_the_query_channels_below_each_cell_and_are_counted():
+    maps = np.random.default_rng(1).random((3, 24, 40)).astype(np.float32)  # odd 3x5 grid
+    grid = PatchGrid.from_count(24, 40, (6, 10))
+    scorer = CellScorer.from_maps(maps, grid, channel_names=("a", "b", "c"), known_channels=("b",))
+    assert scorer.query_channels == (0, 2)
+    low, high = scorer.query_ranges(1, np.array([0, 2]), np.array([4, 1]))
+    finest = scorer.mean_levels[0].numpy()
+    for index, (row, col) in enumerate([(0, 4), (2, 1)]):
+        block = finest[[0, 2], 2 * row : 2 * row + 2, 2 * col : 2 * col + 2].reshape(2, -1)
+        np.testing.assert_allclose(low[index], block.min(axis=1))
+        np.testing.assert_allclose(high[index], block.max(axis=1))
+    assert scorer.scored == 2 and scorer.scored_by_level == {1: 2}
+    exact_low, exact_high = scorer.query_ranges(0, np.array([3]), np.array([7]))
+    np.testing.assert_allclose(exact_low, exact_high)  # the finest level is exact
+
+
+def test_known_channels_must_name_channels_and_leave_one_to_score():
+    maps = np.zeros((2, 16, 16), np.float32)
+    grid = PatchGrid.from_count(16, 16, 4)
+    with pytest.raises(ValueError, match="not among the channels"):
+        CellScorer.from_maps(maps, grid, channel_names=("a", "b"), known_channels=("z",))
+    with pytest.raises(ValueError, match="at least one channel must depend on the query"):
+        CellScorer.from_maps(maps, grid, channel_names=("a", "b"), known_channels=("a", "b"))

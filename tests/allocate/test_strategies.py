@@ -58,9 +58,30 @@ def test_mip_cascade_with_max_summary_finds_a_small_object_mean_misses():
     relevance[8:16, 8:16] = 1.0  # one finest cell
     relevance[128:256, 128:256] = 0.3  # a large dull region
     found_max = allocate(relevance, "mip-cascade", budget=1, summary="max")
-    found_mean = allocate(relevance, "mip-cascade", budget=1, summary="mean")
+    found_mean = allocate(relevance, "mip-cascade", budget=1, summary="mean", min_keep=1)
     assert kept_cells(found_max) == {(1, 1)}
     assert kept_cells(found_mean) != {(1, 1)}
+
+
+def test_mip_cascade_keeps_min_keep_cells_per_level_so_separate_objects_survive():
+    relevance = np.zeros((SIDE, SIDE), np.float32)
+    corners = [(16, 16), (16, 208), (208, 16), (208, 208)]  # 2x2 finest cells each
+    for (top, left), value in zip(corners, [1.0, 0.95, 0.9, 0.85], strict=True):
+        relevance[top : top + 16, left : left + 16] = value
+    reference = kept_cells(allocate(relevance, "topk", budget=16))
+    one = allocate(relevance, "mip-cascade", budget=16, min_keep=1)
+    default = allocate(relevance, "mip-cascade", budget=16)
+    assert len(kept_cells(one) & reference) == 4  # one coarse cell survives the first cut
+    assert kept_cells(default) == reference
+
+
+def test_cluster_cascade_samples_at_least_min_share_of_the_grid():
+    relevance, clusters = blob_relevance(), block_clusters()
+    small = allocate(relevance, "cluster-cascade", budget=4, clusters=clusters, min_share=0)
+    wide = allocate(relevance, "cluster-cascade", budget=4, clusters=clusters, min_share=0.5)
+    scan = 64  # every cell of the 8x8 scan level
+    assert small.cells_scored == scan + 16  # 2 * K = 8 cells: one 16-cell cluster
+    assert wide.cells_scored == scan + 512  # half the grid: 32 clusters
 
 
 def test_uniform_spreads_evenly_and_scores_nothing():
@@ -151,6 +172,13 @@ def test_every_strategy_on_an_image_smaller_than_one_patch():
         ({"strategy": "mip-cascade", "oversample": 0.5}, "oversample"),
         ({"strategy": "mip-cascade", "start_level": -1}, "start_level must lie in 0..5"),
         ({"strategy": "mip-cascade", "summary": "median"}, "summary"),
+        ({"strategy": "mip-cascade", "min_keep": 0}, "min_keep must be at least 1"),
+        ({"strategy": "topk", "oversample": 2}, "has no option 'oversample'; its options: none"),
+        ({"strategy": "mip-cascade", "tolerance": 0.1}, "its options: halo, min_keep"),
+        (
+            {"strategy": "cluster-cascade", "clusters": block_clusters(), "min_share": 2},
+            "min_share",
+        ),
     ],
 )
 def test_errors_say_what_is_wrong(kwargs, message):

@@ -127,9 +127,23 @@ def test_select_writes_picture_and_json_and_rejects_bad_input(image_file, tmp_pa
         (["--strategy", "best"], "unknown strategy"),
         (["--budget", "-3"], "budget"),
         (["--strategy", "foveated", "--gaze", "1.5,0.2"], "gaze"),
+        (["--strategy", "bound-cascade", "--option", "tolerence=0.1"], "has no option 'tolerence'"),
+        (["--option", "oversample"], "KEY=VALUE"),
     ]:
         result = runner.invoke(app, ["select", str(image_file), "--out", str(tmp_path), *arguments])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_select_passes_strategy_options(image_file, tmp_path):
+    def scored(*arguments: str) -> int:
+        json_path = tmp_path / "allocation.json"
+        command = ["select", str(image_file), "-q", "the road", "-s", "mip-cascade", "-b", "16"]
+        output = ["--out", str(tmp_path), "--json", str(json_path)]
+        result = runner.invoke(app, [*command, *arguments, *output])
+        assert result.exit_code == 0, result.output
+        return json.loads(json_path.read_text())["accounting"]["cells_scored"]
+
+    assert scored("--option", "oversample=4") > scored("--option", "oversample=1")
 
 
 @pytest.mark.slow

@@ -1,31 +1,35 @@
-"""Bound cascade: the exact top-K, found coarse to fine by branch and bound.
+"""Bound cascade: the exact top-K, found coarse to fine with score intervals.
 
-A coarse cell's *max* summary (every feature's largest finest-cell value below it)
-combined by a combiner that never decreases when a feature grows -- the fixed
-balancer, any linear combination with non-negative weights -- is an upper bound on
-the score of every finest cell below it. So:
+Every finest cell's score lies in an interval known before the cell is scored. Its
+*known* channels (query-independent: information, salience) are read exactly; each
+query channel lies between the min and the max over the deepest evaluated cell
+above it. A combiner that never decreases when a feature grows -- the fixed
+balancer, any linear combination with non-negative weights -- maps the channels'
+lows and highs to a low and a high for the score.
 
-1. **descend**: score the start level; at each level expand the ``ceil(K / 4^level)``
-   best cells into their children, leaving the others *pending* with their bound;
-   at the finest level this yields at least K scored candidates;
-2. **bound**: let ``t`` be the K-th best candidate score. A pending cell whose bound
-   is at most ``t`` cannot hold a finest cell that beats the candidates, so it is
-   dropped unscored; every other pending cell is expanded, coarse to fine (its
-   children stay pending or are dropped by the same test). One sweep suffices,
-   because ``t`` only grows as candidates are added.
+1. **scan**: evaluate the query channels of every cell of the start level;
+2. **decide**: a cell is surely in the top-K when fewer than K other cells could
+   beat it (high above its low), surely out when at least K cells surely beat it
+   (low above its high); the rest are *open*;
+3. **refine**: evaluate the cells one level below the open ones -- the share
+   :data:`ROUND_SHARE` whose open cells have the widest intervals in total, so
+   one evaluation settles the most -- and decide again, until no open cell is
+   left above the finest level.
 
-The result is the exhaustive top-K (up to ties) while scoring only the cells the
-bound cannot rule out -- measured in ``docs/benchmarks.md``. With a combiner that
+The K kept cells are the sure ones, then the best open ones (exact by then). Cells
+kept without a finest-level evaluation report the midpoint of their interval as
+their score. With no known channel every channel is bounded by min and max, and
+the cascade scores more (measured in ``docs/benchmarks.md``). With a combiner that
 is not monotone (e.g. an adaptive balancer whose weights depend on the features)
-the bound may not hold and the result is then a good heuristic, not exact.
+the bounds may not hold, and the result is then a good heuristic, not exact.
 
 The bookkeeping runs in NumPy: the arrays hold at most a few thousand cells, where
 torch's per-call overhead measured several times NumPy's.
 
 Options:
-    tolerance: prune cells whose bound is at most the K-th candidate + ``tolerance``
-        (score units; default 0 = exact). Guarantee: no unkept finest cell scores more
-        than the last kept one + ``tolerance``.
+    tolerance: cells within this many score units of each other count as tied, so
+        a cell is settled sooner (default 0 = exact). Every unkept cell then scores
+        at most the lowest kept cell + 2 x ``tolerance`` (tested).
     start_level: level to begin at (default: the coarsest with at least 16 cells).
 """
 
@@ -37,13 +41,15 @@ import numpy as np
 import torch
 
 from clusterlens.allocate.baselines import exhaustive_topk
+from clusterlens.allocate.scorer import CellScorer
 from clusterlens.allocate.selection import Request, Selection, stage, start_level
 
-#: Share of the still-open cells expanded per round, best bounds first: smaller shares
-#: score fewer cells but need more rounds (CamVid val, K=64: 0.25 -> 25% of cells,
-#: 0.5 -> 35%, one round -> 110%).
+#: Share of the open cells' children evaluated per round, most open width first.
+#: Smaller shares evaluate fewer cells but need more rounds; below 0.25 the saving is
+#: marginal (CamVid train, 396 cases, K=64, exact: 0.25 -> 18.7% of cells evaluated,
+#: 0.1 -> 18.4%, 0.05 -> 18.3%; evaluating every open child each round cost ~23% in a
+#: NumPy model of the same cascade on val).
 ROUND_SHARE = 0.25
-Cells = tuple[np.ndarray, np.ndarray, np.ndarray]  # rows, cols, scores (or bounds)
 
 
 def bound_cascade(request: Request) -> Selection:
@@ -55,93 +61,111 @@ def bound_cascade(request: Request) -> Selection:
     if start == 0:
         return exhaustive_topk(request)
     timings: dict[str, float] = {}
-    with stage(timings, "descend"):
-        candidates, pending = _descend(scorer, start, budget)
-    with stage(timings, "bound"):
-        candidates = _expand_open(scorer, pending, tolerance, budget, candidates)
+    with stage(timings, "scan"):
+        intervals = ScoreIntervals(scorer, start)
+    with stage(timings, "refine"):
+        while True:
+            low, high = intervals.bounds()
+            sure_in, sure_out = decide(low, high, budget, tolerance)
+            still_open = ~sure_in & ~sure_out & (intervals.depth > 0)
+            if not still_open.any():
+                break
+            intervals.refine(still_open, high - low)
     with stage(timings, "select"):
-        rows, cols, scores = (torch.from_numpy(part) for part in candidates)
-        best = torch.topk(scores, min(budget, len(scores))).indices
-    clusters = (
-        None if request.cell_clusters is None else request.cell_clusters[rows[best], cols[best]]
+        # sure cells first, then the rest by the middle of their (by now exact) interval
+        middle = (low + high) / 2
+        best = np.lexsort((-middle, ~sure_in))[:budget]
+    rows, cols = (torch.from_numpy(part[best]) for part in (intervals.rows, intervals.cols))
+    clusters = None if request.cell_clusters is None else request.cell_clusters[rows, cols]
+    return Selection.finest(rows, cols, torch.from_numpy(middle[best]), clusters, timings)
+
+
+def decide(
+    low: np.ndarray, high: np.ndarray, budget: int, tolerance: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which cells are surely in the top-K, and which surely out (ties within
+    ``tolerance`` count as settled).
+
+    In: fewer than K *other* cells could beat the cell's low by more than the
+    tolerance, i.e. its low + tolerance reaches the K-th best high among the others.
+    Out: at least K other cells surely beat its high, up to the tolerance, i.e. the
+    K-th best low among the others exceeds its high - tolerance.
+    """
+    return (
+        low + tolerance >= _kth_best_of_others(high, budget),
+        _kth_best_of_others(low, budget) > high - tolerance,
     )
-    return Selection.finest(rows[best], cols[best], scores[best], clusters, timings)
 
 
-def _score(scorer, level: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Exact scores at the finest level, upper bounds (max summary) above it."""
-    summary = "max" if level > 0 else "mean"
-    return scorer.score(level, torch.from_numpy(rows), torch.from_numpy(cols), summary).numpy()
+def _kth_best_of_others(values: np.ndarray, k: int) -> np.ndarray:
+    """For each cell, the k-th largest value among the *other* cells: the k-th largest
+    overall, or the (k+1)-th for cells whose own value reaches the k-th."""
+    count = len(values)
+    if k >= count:  # fewer than k others: nothing can be ruled out or in by them
+        return np.full(count, -np.inf)
+    kth, next_one = np.partition(values, [count - k - 1, count - k])[[count - k, count - k - 1]]
+    return np.where(values >= kth, next_one, kth)
 
 
-def _children(scorer, level: int, rows: np.ndarray, cols: np.ndarray) -> Cells:
-    """The 2x2 children of cells of ``level`` (inside the grid), scored one level down."""
-    shape = scorer.level_shape(level - 1)
-    child_rows = (rows[:, None] * 2 + np.array([0, 0, 1, 1])).ravel()
-    child_cols = (cols[:, None] * 2 + np.array([0, 1, 0, 1])).ravel()
-    inside = (child_rows < shape[0]) & (child_cols < shape[1])
-    child_rows, child_cols = child_rows[inside], child_cols[inside]
-    return child_rows, child_cols, _score(scorer, level - 1, child_rows, child_cols)
+class ScoreIntervals:
+    """Low and high score of every finest cell, from the deepest evaluated cell above."""
 
+    def __init__(self, scorer: CellScorer, start: int) -> None:
+        self.scorer = scorer
+        self.shape = scorer.level_shape(0)
+        self.rows, self.cols = np.divmod(np.arange(math.prod(self.shape)), self.shape[1])
+        self.depth = np.full(len(self.rows), start)
+        # known channels are read exactly; the query channels are overwritten below
+        finest = scorer.mean_levels[0].reshape(len(scorer.channel_names), -1).T.numpy()
+        self.low, self.high = finest.copy(), finest.copy()
+        self.query = np.array(scorer.query_channels)
+        start_cells = np.arange(math.prod(scorer.level_shape(start)))
+        self._evaluate(start, start_cells)
 
-def _descend(scorer, start: int, budget: int) -> tuple[Cells, dict[int, Cells]]:
-    """Greedy descent; returns the finest candidates and the unexpanded cells per level."""
-    n_rows, n_cols = scorer.level_shape(start)
-    flat = np.arange(n_rows * n_cols)
-    rows, cols = flat // n_cols, flat % n_cols
-    cells = (rows, cols, _score(scorer, start, rows, cols))
-    pending: dict[int, Cells] = {}
-    for level in range(start, 0, -1):
-        order = np.argsort(-cells[2], kind="stable")
-        expand, rest = np.split(order, [math.ceil(budget / 4**level)])
-        pending[level] = _take(cells, rest)
-        cells = _children(scorer, level, cells[0][expand], cells[1][expand])
-    return cells, pending
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        combine = self.scorer.combine
+        return (
+            combine(torch.from_numpy(self.low)).numpy(),
+            combine(torch.from_numpy(self.high)).numpy(),
+        )
 
+    def refine(self, still_open: np.ndarray, width: np.ndarray) -> None:
+        """Evaluate the children (one level down) holding the most open width."""
+        level = self.depth[still_open] - 1
+        level_cols = np.array([self.scorer.level_shape(k)[1] for k in range(level.max() + 1)])
+        child = (self.rows[still_open] >> level) * level_cols[level] + (
+            self.cols[still_open] >> level
+        )
+        # one flat key per (level, child): levels never hold more cells than the finest
+        keys, which = np.unique(level * len(self.rows) + child, return_inverse=True)
+        priority = np.bincount(which, weights=width[still_open])
+        count = max(1, math.ceil(len(keys) * ROUND_SHARE))
+        chosen = keys[np.argsort(-priority, kind="stable")[:count]]
+        chosen_level, chosen_cell = np.divmod(chosen, len(self.rows))
+        for child_level in np.unique(chosen_level):
+            self._evaluate(int(child_level), chosen_cell[chosen_level == child_level])
 
-def _expand_open(
-    scorer, pending: dict[int, Cells], tolerance: float, budget: int, candidates: Cells
-) -> Cells:
-    """Expand pending cells whose bound beats the K-th candidate (+ tolerance), best
-    bounds first, in rounds: each round expands the best :data:`ROUND_SHARE` of the
-    cells still open, then raises the threshold with the candidates it found, so
-    cells a better candidate rules out are never scored."""
-    while True:
-        threshold = _kth_best(candidates[2], budget) + tolerance
-        pending = {level: _take(cells, cells[2] > threshold) for level, cells in pending.items()}
-        pending = {level: cells for level, cells in pending.items() if len(cells[2])}
-        if not pending:
-            return candidates
-        bounds = np.concatenate([cells[2] for cells in pending.values()])
-        count = max(1, int(len(bounds) * ROUND_SHARE))
-        cut = np.partition(bounds, len(bounds) - count)[len(bounds) - count]
-        opened: dict[int, Cells] = {}
-        for level, cells in pending.items():
-            expand = cells[2] >= cut
-            if not expand.any():
-                pending[level] = cells
-                continue
-            pending[level] = _take(cells, ~expand)
-            opened[level - 1] = _children(scorer, level, cells[0][expand], cells[1][expand])
-        for level, found in opened.items():
-            if level == 0:
-                candidates = _concat(candidates, found)
-            else:
-                pending[level] = _concat(pending.get(level), found)
+    def _evaluate(self, level: int, cells: np.ndarray) -> None:
+        """Evaluate cells (flat indices) of ``level`` (counted) and narrow the intervals
+        of the finest cells below them."""
+        level_cols = self.scorer.level_shape(level)[1]
+        rows, cols = np.divmod(cells, level_cols)
+        low, high = self.scorer.query_ranges(level, rows, cols)
+        below, owner = self._finest_below(level, rows, cols)
+        self.low[below[:, None], self.query] = low[owner]
+        self.high[below[:, None], self.query] = high[owner]
+        self.depth[below] = level
 
-
-def _kth_best(scores: np.ndarray, k: int) -> float:
-    """The K-th best score, or -inf while there are fewer than K (nothing can be ruled out)."""
-    if len(scores) < k:
-        return float("-inf")
-    return float(np.partition(scores, len(scores) - k)[len(scores) - k])
-
-
-def _take(cells: Cells, which: np.ndarray) -> Cells:
-    return cells[0][which], cells[1][which], cells[2][which]
-
-
-def _concat(first: Cells | None, second: Cells) -> Cells:
-    if first is None:
-        return second
-    return tuple(np.concatenate([a, b]) for a, b in zip(first, second, strict=True))  # type: ignore[return-value]
+    def _finest_below(
+        self, level: int, rows: np.ndarray, cols: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Flat indices of the finest cells below cells of ``level``, and which cell each
+        lies below (cells past an odd grid edge dropped)."""
+        side = 1 << level
+        offsets = np.arange(side)
+        finest_rows = (rows[:, None, None] * side + offsets[None, :, None]).repeat(side, axis=2)
+        finest_cols = (cols[:, None, None] * side + offsets[None, None, :]).repeat(side, axis=1)
+        owner = np.broadcast_to(np.arange(len(rows))[:, None, None], finest_rows.shape)
+        inside = (finest_rows < self.shape[0]) & (finest_cols < self.shape[1])
+        flat = finest_rows[inside] * self.shape[1] + finest_cols[inside]
+        return flat, owner[inside]

@@ -44,6 +44,25 @@ STRATEGIES: dict[str, Strategy] = {
 }
 
 
+_CLUSTER_OPTIONS = frozenset({"cluster_level", "summary", "oversample", "prior"})
+
+#: The options each strategy reads (documented in its module); anything else is an error,
+#: so a misspelt option never silently falls back to its default.
+STRATEGY_OPTIONS: dict[str, frozenset[str]] = {
+    "uniform": frozenset(),
+    "random": frozenset(),
+    "topk": frozenset(),
+    "mip-cascade": frozenset(
+        {"start_level", "oversample", "halo", "summary", "tie_tolerance", "min_keep"}
+    ),
+    "bound-cascade": frozenset({"start_level", "tolerance"}),
+    "cluster-cascade": _CLUSTER_OPTIONS | {"min_share"},
+    "hierarchical-cluster": _CLUSTER_OPTIONS,
+    "foveated": frozenset({"sigma", "cluster_level", "summary"}),
+    "quadtree": frozenset({"min_variation"}),
+}
+
+
 def list_strategies() -> list[str]:
     return list(STRATEGIES)
 
@@ -61,6 +80,7 @@ def allocate(
     seed: int = 0,
     combine: Combiner | None = None,
     channel_names: Sequence[str] | None = None,
+    known_channels: Sequence[str] = (),
     tokens_per_patch: int = 1,
     token_budget: int | None = None,
     token_range: tuple[int, int] = DEFAULT_RANGE,
@@ -82,6 +102,9 @@ def allocate(
         parents: (H, W) coarse cluster map, for ``hierarchical-cluster``.
         gaze: (u, v) in [0, 1], for ``foveated``.
         seed: for ``random``.
+        known_channels: names (from ``channel_names``) of the query-independent
+            channels, e.g. ``("information", "salience")``: strategies that can use
+            them read them for free, and only the other channels count as scoring.
         tokens_per_patch: tokens per kept patch with fixed budgets.
         token_budget: if given, budgets vary with relevance in ``token_range``
             under this total; low-scoring patches that do not fit are dropped.
@@ -90,6 +113,7 @@ def allocate(
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; available: {list_strategies()}")
+    _check_options(strategy, options)
     maps = _validated_maps(relevance)
     height, width = maps.shape[1:]
     patch_grid = (
@@ -99,7 +123,7 @@ def allocate(
     )
     notes = dict(meta or {})
     kept = _checked_budget(budget, patch_grid.size, notes)
-    scorer = CellScorer.from_maps(maps, patch_grid, combine, channel_names)
+    scorer = CellScorer.from_maps(maps, patch_grid, combine, channel_names, known_channels)
     request = Request(
         scorer=scorer,
         budget=kept,
@@ -126,6 +150,16 @@ def allocate(
         query=query,
         meta=notes,
     )
+
+
+def _check_options(strategy: str, options: dict[str, Any]) -> None:
+    unknown = sorted(set(options) - STRATEGY_OPTIONS[strategy])
+    if unknown:
+        accepted = sorted(STRATEGY_OPTIONS[strategy])
+        raise ValueError(
+            f"strategy {strategy!r} has no option {', '.join(map(repr, unknown))}; "
+            f"its options: {', '.join(accepted) if accepted else 'none'}"
+        )
 
 
 def _validated_maps(relevance: Any) -> np.ndarray:

@@ -45,6 +45,29 @@ def parse_point(text: str | None, option: str) -> tuple[float, float] | None:
     return x, y
 
 
+def parse_options(pairs: list[str] | None, option: str) -> dict[str, Any]:
+    """Parse repeated ``KEY=VALUE`` into a dict; values become int or float when they
+    read as one, otherwise stay text."""
+    parsed: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip() or not text.strip():
+            raise ValueError(
+                f"{option} must look like KEY=VALUE (e.g. tolerance=0.01), got {pair!r}"
+            )
+        parsed[key.strip()] = _number_or_text(text.strip())
+    return parsed
+
+
+def _number_or_text(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
 def print_json(payload: dict[str, Any]) -> None:
     """Machine-readable output on stdout (human output goes to stderr)."""
     typer.echo(json.dumps(payload, indent=2))

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from clusterlens.allocate import list_strategies
-from clusterlens.cli._common import console, parse_point, user_errors
+from clusterlens.cli._common import console, parse_options, parse_point, user_errors
 from clusterlens.pipeline import select_patches
 from clusterlens.viz import save_allocation_picture
 
@@ -33,6 +33,12 @@ def select_command(
         "adaptive", help="adaptive (weights picked per image, trained) | fixed (0.1/0.1/0.8)."
     ),
     seed: int = typer.Option(0, help="Seed for the random strategy."),
+    option: list[str] | None = typer.Option(
+        None,
+        "--option",
+        help="Strategy option KEY=VALUE, repeatable (e.g. tolerance=0.01 for bound-cascade, "
+        "oversample=3); see docs/allocate.md.",
+    ),
     out: Path = typer.Option(Path("outputs/select"), "--out", "-o", help="Output folder."),
     json_file: Path | None = typer.Option(
         None, "--json", help="Also write the allocation JSON here."
@@ -50,6 +56,7 @@ def select_command(
         token_budget=token_budget,
         balancer=balancer,
         seed=seed,
+        **parse_options(option, "--option"),
     )
     allocation = result.allocation
     stem = f"{image.stem}_{strategy}"

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from clusterlens.relevance.balance import NO_QUERY_WEIGHTS, QUERY_WEIGHTS, FixedBalancer
-from clusterlens.relevance.ways import WAYS, ways_of_knowing
+from clusterlens.relevance.ways import QUERY_FREE_WAYS, WAYS, ways_of_knowing
 
-__all__ = ["NO_QUERY_WEIGHTS", "QUERY_WEIGHTS", "WAYS", "FixedBalancer", "ways_of_knowing"]
+__all__ = [
+    "NO_QUERY_WEIGHTS",
+    "QUERY_FREE_WAYS",
+    "QUERY_WEIGHTS",
+    "WAYS",
+    "FixedBalancer",
+    "ways_of_knowing",
+]

@@ -19,6 +19,8 @@ import numpy as np
 from clusterlens.texture import generate_texture
 
 WAYS = ("information", "salience", "coupling")
+#: The ways that do not depend on the query: computed once per image, shared by queries.
+QUERY_FREE_WAYS = ("information", "salience")
 
 
 def ways_of_knowing(image: Any, coupling: np.ndarray | None = None) -> np.ndarray:
