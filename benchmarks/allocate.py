@@ -14,7 +14,10 @@ once per image; every strategy then chooses K of the 32x32 = 1024 patches.
   image, interleaved medians;
 - bias: mean kept position (u, v); tokens kept against the full grid.
 
-Run: ``.venv/bin/python benchmarks/allocate.py [--limit N]``.
+Run: ``.venv/bin/python benchmarks/allocate.py [--limit N]``. ``--split train --stride 3``
+runs the same on every third train image (a check that the val figures, on which some
+settings were looked at, hold elsewhere); it writes ``results/allocate_train.json`` and
+its own section of ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -281,7 +284,7 @@ def _precision_verdict(by_key) -> str:
     return "\n".join(lines)
 
 
-def report(summary, timings, info, images) -> str:
+def report(summary, timings, info, images, split="val", flags="") -> str:
     by_key = {(r["strategy"], r["budget"]): r for r in summary}
     traced = [f"{s} x{o:g}" for s in ("mip-cascade", "cluster-cascade") for o in OVERSAMPLING]
     traced += [ALL_COUNTED, *(f"bound-cascade ±{t:g}" for t in TOLERANCES)]
@@ -313,8 +316,9 @@ def report(summary, timings, info, images) -> str:
         [[s, t["stages_ms"], t["allocate_ms"]] for s, t in timings.items()],
     )
     return (
-        "## Query-aware allocation on CamVid val (`benchmarks/allocate.py`)\n\n"
-        f"{images} val images, every class present as the query (its ground-truth mask as truth), "
+        f"## Query-aware allocation on CamVid {split} (`benchmarks/allocate.py{flags}`)\n\n"
+        f"{images} {split} images, every class present as the query "
+        "(its ground-truth mask as truth), "
         "32×32 = 1024 patches, scorer = offline model coupling + information + salience "
         f"(weights {QUERY_WEIGHTS}). Means over all (image, class) cases.\n\n"
         "### Fidelity to the exhaustive top-K\n\n"
@@ -345,6 +349,13 @@ def report(summary, timings, info, images) -> str:
     )
 
 
+def _flags(args) -> str:
+    """The command-line flags that changed which images were used (for the report)."""
+    flags = "" if args.split == "val" else f" --split {args.split}"
+    flags += f" --stride {args.stride}" if args.stride > 1 else ""
+    return flags + (f" --limit {args.limit}" if args.limit else "")
+
+
 def _shipped_adaptive():
     from clusterlens.relevance.adaptive import AdaptiveBalancer, default_balancer_path
 
@@ -360,16 +371,20 @@ def main() -> None:
     parser.add_argument(
         "--data", default=None, help="folder holding camvid/ (default: shared data)"
     )
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N val images")
+    parser.add_argument("--split", default="val", choices=("val", "train", "test"))
+    parser.add_argument("--stride", type=int, default=1, help="use every N-th image")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     info = machine()
     model = load_model("offline:camvid")
     balancer = FixedBalancer(QUERY_WEIGHTS)
     adaptive = _shipped_adaptive()
-    pairs = list_pairs("val", args.data)[: args.limit]
+    if args.stride < 1:
+        parser.error(f"--stride must be at least 1, got {args.stride}")
+    pairs = list_pairs(args.split, args.data)[:: args.stride][: args.limit]
     rows: list[dict] = []
-    for image_path, label_path in tqdm(pairs, desc="CamVid val"):
+    for image_path, label_path in tqdm(pairs, desc=f"CamVid {args.split}"):
         image, labels = load_pair(image_path, label_path)
         clusters, parents = clusters_like_select(image)
         for name, mask, ways in image_cases(model, image, labels):
@@ -378,8 +393,10 @@ def main() -> None:
     summary = summarise(rows)
     timings = latency(model, load_pair(*pairs[0])[0], args.repeats)
     publish(
-        "allocate",
+        "allocate" if args.split == "val" else f"allocate_{args.split}",
         {
+            "split": args.split,
+            "stride": args.stride,
             "machine": info,
             "weights": QUERY_WEIGHTS,
             "ways": list(WAYS),
@@ -387,7 +404,7 @@ def main() -> None:
             "latency_ms": timings,
             "images": len(pairs),
         },
-        report(summary, timings, info, len(pairs)),
+        report(summary, timings, info, len(pairs), args.split, _flags(args)),
     )
     for row in summary:
         print(row)
