@@ -11,10 +11,12 @@ lows and highs to a low and a high for the score.
 2. **decide**: a cell is surely in the top-K when fewer than K other cells could
    beat it (high above its low), surely out when at least K cells surely beat it
    (low above its high); the rest are *open*;
-3. **refine**: evaluate the cells one level below the open ones -- the share
-   :data:`ROUND_SHARE` whose open cells have the widest intervals in total, so
-   one evaluation settles the most -- and decide again, until no open cell is
-   left above the finest level.
+3. **refine**: estimate the K-th score ``t`` (the K-th best interval middle) and
+   evaluate the cells one level below the open ones -- the share
+   :data:`ROUND_SHARE` whose open cells straddle ``t`` the most in total (by
+   ``min(high - t, t - low)``: a cell far across ``t`` on both sides is the one
+   whose fate is least known) -- and decide again, until no open cell is left
+   above the finest level.
 
 The K kept cells are the sure ones, then the best open ones (exact by then). Cells
 kept without a finest-level evaluation report the midpoint of their interval as
@@ -44,12 +46,14 @@ from clusterlens.allocate.baselines import exhaustive_topk
 from clusterlens.allocate.scorer import CellScorer
 from clusterlens.allocate.selection import Request, Selection, stage, start_level
 
-#: Share of the open cells' children evaluated per round, most open width first.
-#: Smaller shares evaluate fewer cells but need more rounds; below 0.25 the saving is
-#: marginal (CamVid train, 396 cases, K=64, exact: 0.25 -> 18.7% of cells evaluated,
-#: 0.1 -> 18.4%, 0.05 -> 18.3%; evaluating every open child each round cost ~23% in a
-#: NumPy model of the same cascade on val).
+#: Share of the open cells' children evaluated per round, highest priority first.
+#: Smaller shares evaluate slightly fewer cells but need more rounds, and each round
+#: costs time (CamVid train, 396 cases, K=64, exact: 0.1 -> 15.3% of cells evaluated
+#: in 13 ms, 0.25 -> 15.5%, 0.5 -> 16.6% in 4.8 ms, on a busy machine).
 ROUND_SHARE = 0.25
+#: ... but at least this many, so the last rounds do not evaluate one or two cells
+#: each: on the same cases 8 cut the rounds from 12.6 to 9.8 for +0.2% of cells.
+MIN_ROUND = 8
 
 
 def bound_cascade(request: Request) -> Selection:
@@ -70,7 +74,7 @@ def bound_cascade(request: Request) -> Selection:
             still_open = ~sure_in & ~sure_out & (intervals.depth > 0)
             if not still_open.any():
                 break
-            intervals.refine(still_open, high - low)
+            intervals.refine(still_open, straddle(low, high, budget))
     with stage(timings, "select"):
         # sure cells first, then the rest by the middle of their (by now exact) interval
         middle = (low + high) / 2
@@ -95,6 +99,16 @@ def decide(
         low + tolerance >= _kth_best_of_others(high, budget),
         _kth_best_of_others(low, budget) > high - tolerance,
     )
+
+
+def straddle(low: np.ndarray, high: np.ndarray, budget: int) -> np.ndarray:
+    """How far each interval reaches across the estimated K-th score on its shorter
+    side (0 for intervals that do not contain it). Ranking evaluations by this, rather
+    than by interval width, cut the cells evaluated on CamVid train (396 cases, exact,
+    K=64) from 18.7% to 15.4%, and at K=144 from 23.1% to 19.8%."""
+    middle = (low + high) / 2
+    estimate = np.partition(middle, len(middle) - budget)[len(middle) - budget]
+    return np.minimum(high - estimate, estimate - low).clip(min=0)
 
 
 def _kth_best_of_others(values: np.ndarray, k: int) -> np.ndarray:
@@ -123,14 +137,14 @@ class ScoreIntervals:
         self._evaluate(start, start_cells)
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        combine = self.scorer.combine
-        return (
-            combine(torch.from_numpy(self.low)).numpy(),
-            combine(torch.from_numpy(self.high)).numpy(),
-        )
+        # one combiner call for both ends: the call's overhead is most of its cost here
+        both = self.scorer.combine(torch.from_numpy(np.concatenate([self.low, self.high])))
+        low, high = np.split(both.numpy(), 2)
+        return low, high
 
-    def refine(self, still_open: np.ndarray, width: np.ndarray) -> None:
-        """Evaluate the children (one level down) holding the most open width."""
+    def refine(self, still_open: np.ndarray, priority_of_cell: np.ndarray) -> None:
+        """Evaluate the children (one level down) whose open cells hold the highest
+        total priority."""
         level = self.depth[still_open] - 1
         level_cols = np.array([self.scorer.level_shape(k)[1] for k in range(level.max() + 1)])
         child = (self.rows[still_open] >> level) * level_cols[level] + (
@@ -138,8 +152,8 @@ class ScoreIntervals:
         )
         # one flat key per (level, child): levels never hold more cells than the finest
         keys, which = np.unique(level * len(self.rows) + child, return_inverse=True)
-        priority = np.bincount(which, weights=width[still_open])
-        count = max(1, math.ceil(len(keys) * ROUND_SHARE))
+        priority = np.bincount(which, weights=priority_of_cell[still_open])
+        count = max(MIN_ROUND, math.ceil(len(keys) * ROUND_SHARE))
         chosen = keys[np.argsort(-priority, kind="stable")[:count]]
         chosen_level, chosen_cell = np.divmod(chosen, len(self.rows))
         for child_level in np.unique(chosen_level):

@@ -79,7 +79,7 @@ class CellScorer:
         names = tuple(channel_names or (f"channel_{i}" for i in range(len(stack))))
         combiner = combine or linear_combiner([1.0 / len(stack)] * len(stack))
         finest = means[0].numpy()
-        return cls(
+        scorer = cls(
             grid,
             means,
             _extreme_pyramid(finest, grid.num_levels, np.max, -np.inf),
@@ -88,6 +88,8 @@ class CellScorer:
             min_levels=_extreme_pyramid(finest, grid.num_levels, np.min, np.inf),
             known_channels=_channel_indices(known_channels, names),
         )
+        scorer._query_pyramids()  # built with the other pyramids, not inside a strategy
+        return scorer
 
     @property
     def num_levels(self) -> int:
