@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from clusterlens.allocate import CellScorer, PatchGrid, allocate, linear_combiner
+from clusterlens.allocate.bound_cascade import decide
 
 
 def blob_relevance() -> np.ndarray:
@@ -44,7 +45,7 @@ def test_bound_cascade_keeps_the_exhaustive_top_k(seed, known):
     assert kept(found) == kept(exhaustive)
 
 
-def test_reported_scores_are_exact_or_inside_their_interval():
+def test_reported_scores_are_close_to_the_true_scores():
     maps = smooth_maps(4, 256, 256)
     combine = linear_combiner([0.2, 0.3, 0.5])
     found = allocate(maps, "bound-cascade", 50, combine=combine, known_channels=["channel_0"])
@@ -108,3 +109,16 @@ def test_bound_cascade_options_are_checked():
         allocate(blob_relevance(), "bound-cascade", 8, start_level=9)
     at_finest = allocate(blob_relevance(), "bound-cascade", 8, start_level=0)
     assert at_finest.cells_scored == 1024  # starting at the finest level is exhaustive
+
+
+def test_decide_settles_cells_by_their_intervals():
+    low = np.array([0.9, 0.5, 0.45, 0.1])
+    high = np.array([1.0, 0.6, 0.7, 0.2])
+    sure_in, sure_out = decide(low, high, budget=2, tolerance=0.0)
+    # 0.9 beats every other high; 0.1-0.2 is below two lows; 0.5-0.6 and 0.45-0.7 overlap
+    assert sure_in.tolist() == [True, False, False, False]
+    assert sure_out.tolist() == [False, False, False, True]
+    sure_in, _ = decide(low, high, budget=2, tolerance=0.2)  # within 0.2 counts as tied
+    assert sure_in.tolist() == [True, True, True, False]
+    everything_in, nothing_out = decide(low, high, budget=4, tolerance=0.0)
+    assert everything_in.all() and not nothing_out.any()

@@ -166,6 +166,11 @@ def test_offline_pyramid_defaults_and_validation():
     assert np.array_equal(out.probability_pyramid[0], out.probabilities)
     assert all(level.shape == (2, 36, 48) for level in out.probability_pyramid)
     assert not np.allclose(out.probability_pyramid[2], out.probabilities)  # another input size
+    with_background = load_dense_predictor("offline:camvid", background=True)
+    out = with_background.predict(image, ["Road", "Sky"])
+    assert out.class_names == ("Road", "Sky", "background")
+    assert all(level.shape == (3, 36, 48) for level in out.probability_pyramid)
+    np.testing.assert_allclose(out.probability_pyramid[1].sum(axis=0), 1.0, atol=1e-5)
     single = predictor.single_scale()
     assert single.pyramid_scales is None and single.single_scale() is single
     assert single.predict(image, ["Road", "Sky"]).probability_pyramid is None

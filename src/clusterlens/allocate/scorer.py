@@ -104,9 +104,7 @@ class CellScorer:
         """Scores (N,) of the cells (rows[i], cols[i]) of ``level``; counted."""
         started = time.perf_counter()
         scores = self.combine(self.features(level, rows, cols, summary))
-        self.scored += len(rows)
-        self.scored_by_level[level] = self.scored_by_level.get(level, 0) + len(rows)
-        self.seconds += time.perf_counter() - started
+        self._count(level, len(rows), started)
         return scores
 
     def features(
@@ -143,10 +141,13 @@ class CellScorer:
         flat = np.asarray(rows) * self.level_shape(level)[1] + np.asarray(cols)
         lows, highs = self._query_pyramids()
         ranges = (lows[level][flat], highs[level][flat])
-        self.scored += len(rows)
-        self.scored_by_level[level] = self.scored_by_level.get(level, 0) + len(rows)
-        self.seconds += time.perf_counter() - started
+        self._count(level, len(rows), started)
         return ranges
+
+    def _count(self, level: int, cells: int, started: float) -> None:
+        self.scored += cells
+        self.scored_by_level[level] = self.scored_by_level.get(level, 0) + cells
+        self.seconds += time.perf_counter() - started
 
     def _query_pyramids(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Per level, the query channels' min and max as (cells, Q) arrays (built once)."""

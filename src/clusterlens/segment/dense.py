@@ -194,29 +194,28 @@ class OfflineDensePredictor:
         mapping = self.class_mapping(names)
         rgb = load_image(image)
         model_probabilities = self.segmenter.predict_proba(rgb)
-        probabilities, names = self._requested(model_probabilities, mapping, names)
+        probabilities = self._requested(model_probabilities, mapping)
         levels = self._pyramid(rgb, model_probabilities)
         return DenseOutput(
             probabilities=probabilities,
             features=model_probabilities.astype(np.float32),
-            class_names=names,
+            class_names=(*names, BACKGROUND) if self.background else names,
             feature_pyramid=levels,
             probability_pyramid=None
-            if levels is None
-            else tuple(self._requested(level, mapping, names)[0] for level in levels),
+            if levels is None  # the first level is the shipped scale: already mapped
+            else (probabilities, *(self._requested(level, mapping) for level in levels[1:])),
         )
 
     def _requested(
-        self, model_probabilities: np.ndarray, mapping: list[list[int]], names: tuple[str, ...]
-    ) -> tuple[npt.NDArray[np.float32], tuple[str, ...]]:
+        self, model_probabilities: np.ndarray, mapping: list[list[int]]
+    ) -> npt.NDArray[np.float32]:
         """Model-class probabilities summed into the requested names (+ background)."""
         scores = np.stack([model_probabilities[indices].sum(axis=0) for indices in mapping])
         if self.background:
             leftover = np.clip(1.0 - scores.sum(axis=0), 0.0, 1.0)
             scores = np.concatenate([scores, leftover[None]])
-            names = (*names[: len(mapping)], BACKGROUND)
         probabilities = scores / np.maximum(scores.sum(axis=0, keepdims=True), 1e-8)
-        return probabilities.astype(np.float32), names
+        return probabilities.astype(np.float32)
 
     def _pyramid(self, rgb: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, ...] | None:
         if self.pyramid_scales is None:
