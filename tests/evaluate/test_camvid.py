@@ -73,3 +73,16 @@ def test_label_with_out_of_range_value_is_rejected(tmp_path):
 def test_explicit_path_without_camvid_is_an_error_not_a_fallback(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         camvid_dir(tmp_path)
+
+
+@pytest.mark.parametrize("nested", [True, False])
+def test_a_test_only_copy_is_accepted(tmp_path, nested):
+    base = tmp_path / "camvid" if nested else tmp_path
+    for folder in ("test", "testannot"):
+        (base / folder).mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(base / "test" / "a.png")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(base / "testannot" / "a.png")
+    assert camvid_dir(tmp_path) == base
+    assert list_pairs("test", tmp_path) == [(base / "test" / "a.png", base / "testannot" / "a.png")]
+    with pytest.raises(FileNotFoundError, match="valannot"):
+        list_pairs("val", tmp_path)  # the split asked for is still required

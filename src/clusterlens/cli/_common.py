@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console(stderr=True)
@@ -25,7 +26,9 @@ def user_errors(command: Command) -> Command:
             return command(*args, **kwargs)
         except (ValueError, FileNotFoundError, KeyError, TypeError) as err:
             message = err.args[0] if isinstance(err, KeyError) and err.args else err
-            console.print(f"[bold red]error:[/] {message}")
+            # soft_wrap: one line however long the paths (scripts grep it); escape: a
+            # message quoting "[...]" must not be read as console markup and vanish.
+            console.print(f"[bold red]error:[/] {escape(str(message))}", soft_wrap=True)
             raise typer.Exit(code=2) from err
 
     return run  # type: ignore[return-value]

@@ -26,6 +26,7 @@ from clusterlens.evaluate.seg_datasets import DATASETS, load_seg_dataset
 from clusterlens.image import load_image
 from clusterlens.segment import MHQRConfig, MHQRSegmenter, load_dense_predictor, load_proposer
 from clusterlens.segment.evaluation import BOUNDARY_TOLERANCE, evaluate_segmenter
+from clusterlens.viz import DPI, panel_height
 
 ModelOption = Annotated[
     str, typer.Option("--model", help="Dense model: offline:camvid, open_clip:<spec>, hf:<spec>.")
@@ -147,7 +148,8 @@ def _draw(rgb: np.ndarray, result, path: Path) -> None:
 
     colours = _palette(len(result.class_names))
     height, width = result.labels.shape
-    figure, axes = plt.subplots(1, 2, figsize=(12, 12 * height / width / 2 + 1.2), dpi=100)
+    size = (12, panel_height(6, height / width) + 1.2)  # bounded for any aspect
+    figure, axes = plt.subplots(1, 2, figsize=size, dpi=DPI)
     axes[0].imshow(rgb)
     if result.queries is not None and len(result.queries):
         points = result.queries.points

@@ -55,12 +55,14 @@ def camvid_dir(explicit: str | os.PathLike | None = None) -> Path:
     if explicit is None:
         return dataset_dir("camvid")
     # An explicit path must be used as given, never silently replaced by another one.
+    # Any split's label folder marks a CamVid folder: a test-only copy is valid too.
     for candidate in (Path(explicit), Path(explicit) / "camvid"):
-        if (candidate / "trainannot").is_dir() or (candidate / "valannot").is_dir():
+        if any((candidate / f"{split}annot").is_dir() for split in SPLITS):
             return candidate
     raise FileNotFoundError(
         f"no CamVid data at {explicit}: expected {explicit}/<split>annot/ or "
-        f"{explicit}/camvid/<split>annot/ (accepted: the camvid folder or its parent)"
+        f"{explicit}/camvid/<split>annot/ with <split> one of {', '.join(SPLITS)} "
+        "(accepted: the camvid folder or its parent)"
     )
 
 

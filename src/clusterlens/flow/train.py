@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import csv
 import json
+import pickle
+import re
+import zipfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -48,6 +51,8 @@ CSV_COLUMNS = (
 )
 # Fields that may change between a run and its resumption.
 RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every")
+#: What save_checkpoint writes; a file lacking any of these is not a flow run's checkpoint.
+CHECKPOINT_KEYS = ("model", "optimizer", "step", "generator", "config", "sample_shape")
 
 
 @dataclass
@@ -206,7 +211,7 @@ class Trainer:
         partial.replace(self.checkpoint_path)
 
     def load_checkpoint(self) -> None:
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        state = read_checkpoint(self.checkpoint_path, self.device)
         saved = TrainConfig.from_dict(state["config"])
         changed = [
             f.name
@@ -223,10 +228,13 @@ class Trainer:
                 f"{self.out} holds a run with different settings ({details}); "
                 "use another --out or the same settings to resume"
             )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        self.step = int(state["step"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.generator.set_state(state["generator"])
+            self.step = int(state["step"])
+        except (RuntimeError, TypeError, ValueError, KeyError) as err:
+            raise ValueError(f"{self.checkpoint_path} does not fit this run: {err}") from err
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -350,8 +358,58 @@ def load_run(out_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module,
     path = Path(out_dir) / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint.pt in {out_dir}: train a run there first")
-    state = torch.load(path, map_location=device, weights_only=False)
-    config = TrainConfig.from_dict(state["config"])
-    model = build_network(tuple(state["sample_shape"]), width=config.width, depth=config.depth)
-    model.load_state_dict(state["model"])
+    state = read_checkpoint(path, device)
+    try:
+        config = TrainConfig.from_dict(state["config"])
+        model = build_network(tuple(state["sample_shape"]), width=config.width, depth=config.depth)
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise ValueError(f"{path} is not a usable flow checkpoint: {err}") from err
     return model.to(device).eval(), config
+
+
+def read_checkpoint(path: Path, device: str = "cpu") -> dict:
+    """The state dict that :meth:`Trainer.save_checkpoint` wrote, loaded without running code.
+
+    ``weights_only=True`` unpickles nothing but tensors, numbers, strings and plain
+    containers, which is all a checkpoint holds (the config is saved as a dict), so no
+    extra safe globals are registered: anything else in the file is refused.
+
+    Raises:
+        ValueError: the file refers to other objects (possibly code), is truncated or is
+            not a torch file, or lacks the keys of a flow checkpoint.
+    """
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        blocked = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if blocked:
+            raise ValueError(
+                f"refused to load {path}: it refers to {blocked.group(1)}, which is not a "
+                "tensor or plain container, and unpickling it could run code; only "
+                "checkpoints written by `clusterlens flow train` are accepted"
+            ) from err
+        raise _unreadable(path, err) from err
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, KeyError) as err:
+        raise _unreadable(path, err) from err
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise ValueError(
+            f"{path} is not a clusterlens flow checkpoint: it lacks {', '.join(missing)} "
+            "(written by `clusterlens flow train`)"
+        )
+    return state
+
+
+def _unreadable(path: Path, err: BaseException) -> ValueError:
+    # torch's own messages run to paragraphs (and suggest weights_only=False): keep the
+    # first sentence, or just the exception type when it says nothing useful.
+    text = str(err).strip()
+    if not text or "Weights only load failed" in text or isinstance(err, KeyError):
+        detail = type(err).__name__
+    else:
+        detail = text.splitlines()[0].split(". ")[0][:160]
+    return ValueError(
+        f"{path} is not a readable torch checkpoint (truncated, or not written by "
+        f"torch.save): {detail}"
+    )

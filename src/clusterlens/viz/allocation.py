@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from clusterlens.allocate import Allocation  # noqa: E402
+from clusterlens.viz._layout import DPI, panel_height  # noqa: E402
 
 DIM = 0.3  # brightness of what the allocation drops
 
@@ -45,7 +46,8 @@ def save_allocation_picture(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = image.shape[:2]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 6 * height / width + 0.9), dpi=100)
+    size = (12, panel_height(6, height / width) + 0.9)  # bounded for any aspect
+    figure, (left, right) = plt.subplots(1, 2, figsize=size, dpi=DPI)
     left.imshow(kept_overlay(image, allocation))
     _outline(left, allocation, boxes_on(image, allocation))
     left.set_title(_accounting(allocation), fontsize=9)

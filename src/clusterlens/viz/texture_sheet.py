@@ -14,9 +14,11 @@ import numpy as np  # noqa: E402
 
 from clusterlens.texture.pyramid import MipPyramid  # noqa: E402
 from clusterlens.texture.registry import categorical_channels  # noqa: E402
+from clusterlens.viz._layout import DPI, panel_height  # noqa: E402
 
 TILE_SIDE = 256  # channels are drawn from the first level no larger than this
 COLUMNS = 8
+TILE_MAX_INCHES = 4.0  # tallest channel tile: 40 channels of a tall strip stay < 25 inches
 
 
 def mip_chain_image(pyramid: MipPyramid, channels: tuple[str, ...] | None = None) -> np.ndarray:
@@ -59,9 +61,11 @@ def save_texture_sheet(pyramid: MipPyramid, path: str | Path, title: str = "") -
     display_level = _display_level(pyramid)
     level = pyramid.level(display_level)
     rows = math.ceil(len(pyramid.channels) / COLUMNS)
-    aspect = level.height / level.width
-    figure = plt.figure(figsize=(COLUMNS * 2.0, rows * 2.0 * aspect + 1.0 + 5.0), dpi=100)
-    grid = figure.add_gridspec(rows + 1, COLUMNS, height_ratios=[aspect * 2.0] * rows + [5.0])
+    # A 2-inch tile per channel; its height follows the image within bounds (a 1x10000
+    # strip would otherwise ask for a 20000-inch figure), imshow keeps the true aspect.
+    tile = min(panel_height(2.0, level.height / level.width), TILE_MAX_INCHES)
+    figure = plt.figure(figsize=(COLUMNS * 2.0, rows * tile + 1.0 + 5.0), dpi=DPI)
+    grid = figure.add_gridspec(rows + 1, COLUMNS, height_ratios=[tile] * rows + [5.0])
     categorical = categorical_channels()
     for index, name in enumerate(pyramid.channels):
         axis = figure.add_subplot(grid[index // COLUMNS, index % COLUMNS])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -130,6 +131,31 @@ def _atomic_save(obj: object, path: Path) -> None:
     os.replace(temporary, path)
 
 
+def _load_state(path: Path, keys: tuple[str, ...]) -> dict:
+    """Load a checkpoint this recipe wrote, refusing anything that could run code.
+
+    The files hold only tensors, numbers, strings and plain containers (the config is
+    saved through :meth:`TrainConfig.to_json`, the schedule's state is plain), so
+    ``weights_only=True`` needs no extra safe globals; any other object is refused.
+    """
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"refused to load {path}: it holds objects other than tensors and plain "
+            "containers, and unpickling them could run code; delete it or use another --out"
+        ) from err
+    except (RuntimeError, EOFError, OSError, KeyError) as err:
+        raise ValueError(
+            f"{path} is not a readable checkpoint (truncated, or not written by this recipe); "
+            "delete it or use another --out"
+        ) from err
+    missing = [key for key in keys if not isinstance(saved, dict) or key not in saved]
+    if missing:
+        raise ValueError(f"{path} is not a checkpoint of this recipe: it lacks {missing}")
+    return saved
+
+
 def _build(config: TrainConfig, total_steps: int):
     torch.manual_seed(config.seed)
     model = UNet(NUM_CLASSES, config.widths).to(memory_format=torch.channels_last)
@@ -148,7 +174,7 @@ def _resume_state(out: Path, config: TrainConfig, model, optimizer, schedule) ->
     last = out / "last.pt"
     if not last.exists():
         return state
-    saved = torch.load(last, map_location="cpu", weights_only=False)
+    saved = _load_state(last, ("config", "model", "optimizer", "schedule", *state))
     if saved["config"] != config.to_json():
         raise ValueError(
             f"{last} was written with a different configuration; use another --out or the "
@@ -251,7 +277,7 @@ def train(
 
 def export(config: TrainConfig, model: UNet, val_data, state: dict, out: Path) -> dict:
     """Pick the working scale on val (flip TTA) for the best epoch and write fp16 weights."""
-    best = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
+    best = _load_state(out / "best.pt", ("model", "epoch"))
     model.load_state_dict(best["model"])
     by_scale = {}
     for scale in config.final_scales:
