@@ -10,6 +10,7 @@ import pytest
 from clusterlens.catalog.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
+    CatalogError,
     CatalogStore,
     ImageRecord,
     array_to_blob,
@@ -48,7 +49,7 @@ def test_newer_database_is_refused(tmp_path):
     connection = sqlite3.connect(tmp_path / "c.db")
     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     connection.close()
-    with pytest.raises(ValueError, match="newer"):
+    with pytest.raises(CatalogError, match="newer"):
         CatalogStore(tmp_path / "c.db")
 
 

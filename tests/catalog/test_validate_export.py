@@ -34,8 +34,8 @@ def test_a_fresh_catalog_is_valid(built_db):
     report = validate_catalog(built_db)
     assert report.ok, report.problems
     assert report.checks == [
-        "sqlite", "embeddings", "features", "isolation", "yolo_counts", "values", "distances",
-        "clusters",
+        "sqlite", "files", "embeddings", "features", "isolation", "yolo_counts", "values",
+        "distances", "clusters",
     ]  # fmt: skip
 
 

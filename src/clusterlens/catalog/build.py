@@ -31,7 +31,13 @@ from clusterlens.catalog.dataset import (
     read_labels,
     scan_dataset,
 )
-from clusterlens.catalog.store import CatalogStore, ImageRecord, file_sha256
+from clusterlens.catalog.store import (
+    CatalogStore,
+    ImageRecord,
+    file_matches,
+    file_sha256,
+    file_stats,
+)
 
 ENGINES = ("local", "ray")
 
@@ -56,6 +62,8 @@ class BuildReport:
     processed: int
     failures: int
     engine: str
+    #: images another build of the same model wrote while this one was running
+    done_elsewhere: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,30 +130,53 @@ def process_tasks(
 
 
 def register_images(store: CatalogStore, model: str, entries: Sequence[ImageEntry]) -> list[Task]:
-    """Register readable images in the store; header-unreadable files become failures."""
-    rows, bad = [], []
-    known = store.image_ids(entry.path for entry in entries)
+    """Register readable images in the store; header-unreadable files become failures.
+
+    A file registered before is re-read only when its size or mtime changed (or were
+    never recorded): same content, its stats are refreshed; new content, its old rows
+    -- every model's -- are replaced by a new image row in one transaction, so the
+    build extracts it again; no longer readable, its rows are removed.
+    """
+    known = store.image_states()
+    new, changed, bad, gone = [], [], [], []
     for entry in entries:
-        if str(entry.path) in known:  # registered by an earlier build: no re-hashing
-            rows.append((entry.path, 1, 1, "", entry.label_path))
-            continue
+        state = known.get(str(entry.path))
         try:
-            with open_image(entry.path) as image:
-                width, height = image.size
+            if state is not None and state[1] is not None and file_matches(entry.path, *state[1:3]):
+                continue  # unchanged since it was registered: no re-hashing
+            row = _describe(entry)
         except (UnidentifiedImageError, OSError) as err:
             bad.append((str(entry.path), "read", f"cannot decode image {entry.path}: {err}"))
+            if state is not None:
+                gone.append(entry.path)
             continue
-        rows.append((entry.path, width, height, file_sha256(entry.path), entry.label_path))
-    # known rows go through too: INSERT OR IGNORE keeps them, and labels given now are
-    # recorded for images first registered without them
-    store.register_images(rows)
+        (changed if state is not None and row[3] != state[3] else new).append(row)
+    # every entry goes through: INSERT OR IGNORE keeps known rows, and labels given now
+    # are recorded for images first registered without them
+    store.register_images(
+        [(e.path, 1, 1, "", e.label_path) for e in entries if str(e.path) in known] + new
+    )
+    if changed:
+        store.replace_images(changed)
+    if gone:
+        store.forget_images(gone)
     if bad:
         store.write_batch(model, run_id=0, records=[], failures=bad)
-    ids = store.image_ids(path for path, *_ in rows)
+    failed = {path for path, _, _ in bad}
+    readable = [entry for entry in entries if str(entry.path) not in failed]
+    ids = store.image_ids(entry.path for entry in readable)
     return [
-        Task(ids[str(path)], str(path), None if label is None else str(label))
-        for path, _, _, _, label in rows
+        Task(ids[str(e.path)], str(e.path), None if e.label_path is None else str(e.label_path))
+        for e in readable
     ]
+
+
+def _describe(entry: ImageEntry) -> tuple[Any, ...]:
+    """``(path, width, height, sha256, label, size, mtime_ns)`` of an image file."""
+    size, mtime_ns = file_stats(entry.path)  # before reading: a later change shows as one
+    with open_image(entry.path) as image:
+        width, height = image.size
+    return (entry.path, width, height, file_sha256(entry.path), entry.label_path, size, mtime_ns)
 
 
 def build_catalog(
@@ -186,9 +217,10 @@ def build_catalog(
         raise ValueError(f"--batch must be >= 1, got {batch}")
     if engine not in ENGINES:
         raise ValueError(f"--engine must be one of {ENGINES}, got {engine!r}")
-    from clusterlens.catalog.extractors import check_model_name, make_extractor
+    from clusterlens.catalog.extractors import check_device, check_model_name, make_extractor
 
     check_model_name(model)
+    check_device(device)
     entries = scan_dataset(data_dir, labels)
     # load the model before touching the store: a missing checkpoint changes nothing
     extractor = make_extractor(model, device=device, **settings) if engine == "local" else None
@@ -210,7 +242,17 @@ def build_catalog(
             },
             library_versions(),
         )
-        counts = {"processed": 0, "failures": len(entries) - len(tasks)}
+        if store.other_builds_running(model, run_id):
+            # Another build of this model is at work (or was killed): go through the
+            # images from the other end, skipping those it has written, so two builds
+            # at once meet in the middle instead of both extracting every image.
+            pending.reverse()
+        counts = {"processed": 0, "failures": len(entries) - len(tasks), "elsewhere": 0}
+
+        def still_pending(chunk: Sequence[Task]) -> list[Task]:
+            done_now = store.done_image_ids(model, among=[task.image_id for task in chunk])
+            counts["elsewhere"] += len(done_now)
+            return [task for task in chunk if task.image_id not in done_now]
 
         def write(records: list[ImageRecord], failures: list[tuple[str, str, str]]) -> None:
             store.write_batch(model, run_id, records, failures)
@@ -221,7 +263,7 @@ def build_catalog(
 
         try:
             if engine == "local":
-                run_local(extractor, pending, batch, write, progress)
+                run_local(extractor, pending, batch, write, progress, still_pending)
             else:
                 run_ray(model, extractor_settings, pending, batch, write, replicas, progress)
         except BaseException:
@@ -236,6 +278,7 @@ def build_catalog(
         counts["processed"],
         counts["failures"],
         engine,
+        counts["elsewhere"],
     )
 
 

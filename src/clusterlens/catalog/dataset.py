@@ -125,6 +125,10 @@ def read_labels(label_path: Path | None) -> LabelSet | None:
             class_id = int(values[0])
         except ValueError as err:
             raise ValueError(f"{label_path}:{number}: not numbers: {line!r}") from err
+        if not np.isfinite(numbers).all():  # float() reads 'nan' and 'inf' without complaint
+            raise ValueError(
+                f"{label_path}:{number}: coordinates must be finite numbers in 0..1: {line!r}"
+            )
         if len(numbers) == 4:
             box, polygon = numbers, None
         elif len(numbers) >= 6 and len(numbers) % 2 == 0:

@@ -13,6 +13,8 @@ pair (what the seed's loop does); both give the same numbers (tested).
 ``pairs="knn:K"`` limits ``j`` to the K nearest neighbours of ``i`` by embedding
 (faiss inner product on L2-normalised vectors), so the work grows as N*K, not N^2.
 Resumable: pairs already in the table are skipped; each chunk is one transaction.
+The catalog must exist (a foreign or empty file is refused, never migrated), pass
+``PRAGMA quick_check``, and its images must be unchanged on disk since extraction.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from clusterlens.catalog.dataset import load_rgb
-from clusterlens.catalog.store import LOSS_COMPONENTS, CatalogStore
+from clusterlens.catalog.store import LOSS_COMPONENTS, CatalogError, CatalogStore
 from clusterlens.catalog.yolo_extract import (
     MASK_RATIO,
     Letterbox,
@@ -131,12 +133,17 @@ def compute_distances(
 
     Raises:
         ValueError: bad arguments or no YOLO build in the store.
+        CatalogError: ``db`` is not a catalog or is damaged (nothing is written), or
+            images changed on disk since they were extracted.
     """
     k = parse_pairs(pairs)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if batch < 1:
         raise ValueError(f"--batch must be >= 1, got {batch}")
+    from clusterlens.catalog.extractors import check_device, make_extractor
+
+    check_device(device)
     started = time.perf_counter()
     with CatalogStore(db, create=False) as store:
         model = pick_yolo_model(store, model)
@@ -144,9 +151,8 @@ def compute_distances(
         ids, vectors = store.embeddings(model)
         if limit is not None:
             ids, vectors = ids[:limit], vectors[:limit]
+        _refuse_changed_files(store, ids)
         plan = neighbour_lists(ids, vectors, k)
-        from clusterlens.catalog.extractors import make_extractor
-
         keys = ("imgsz", "conf", "iou", "max_det")
         extractor = make_extractor(model, device=device, **{key: settings[key] for key in keys})
         components = LOSS_COMPONENTS if extractor.is_segment else LOSS_COMPONENTS[:3]
@@ -202,6 +208,17 @@ def compute_distances(
         time.perf_counter() - started,
         mode,
     )
+
+
+def _refuse_changed_files(store: CatalogStore, ids: np.ndarray) -> None:
+    """Image i is read from disk, its predictions from the store: both must be of the
+    same pixels, or the distances would mix a new image with the old predictions."""
+    changed = store.changed_files(ids.tolist())
+    if changed:
+        raise CatalogError(
+            f"{len(changed)} images changed or went missing on disk since they were extracted "
+            f"(e.g. {changed[0]}); run 'clusterlens catalog build' again first"
+        )
 
 
 def _done_pairs(store: CatalogStore, model: str, components: int) -> set[tuple[int, int]]:

@@ -27,15 +27,26 @@ def _batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
 
 
 def run_local(
-    extractor: Any, tasks: Sequence[Any], batch: int, write: Writer, progress: bool = True
+    extractor: Any,
+    tasks: Sequence[Any],
+    batch: int,
+    write: Writer,
+    progress: bool = True,
+    still_pending: Callable[[Sequence[Any]], Sequence[Any]] | None = None,
 ) -> None:
-    """Extract ``tasks`` in batches of ``batch`` in this process and ``write`` each batch."""
+    """Extract ``tasks`` in batches of ``batch`` in this process and ``write`` each batch.
+
+    ``still_pending`` filters each batch just before it is extracted (the build drops
+    images another build has written meanwhile).
+    """
     from clusterlens.catalog.build import process_tasks
 
     with tqdm(total=len(tasks), desc="catalog build", unit="img", disable=not progress) as bar:
         for chunk in _batches(tasks, batch):
-            records, failures = process_tasks(extractor, chunk)
-            write(records, failures)
+            todo = chunk if still_pending is None else still_pending(chunk)
+            if todo:
+                records, failures = process_tasks(extractor, todo)
+                write(records, failures)
             bar.update(len(chunk))
 
 

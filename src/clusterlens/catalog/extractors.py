@@ -56,6 +56,36 @@ def check_model_name(model: str) -> str:
     return source
 
 
+def check_device(device: str) -> str:
+    """``device`` if torch can run on it here, else a ValueError saying what is available.
+
+    Checked before any model is loaded or the store is opened, so ``--device cuda`` on
+    a machine without a GPU is a one-line error, not a traceback from deep in torch.
+    """
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"--device must be a torch device such as cpu or cuda:0, got {device!r}"
+        ) from err
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(
+                f"--device {device}: this machine has {count} CUDA GPU(s), "
+                f"cuda:0 to cuda:{count - 1}"
+            )
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device must be cpu, cuda[:N] or mps, got {device!r}")
+    return device
+
+
 def make_extractor(model: str, device: str = "cpu", **settings: Any) -> Any:
     """The extractor for ``model`` (``yolo:``, ``open_clip:`` or ``hf:``).
 

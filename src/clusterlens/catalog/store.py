@@ -18,6 +18,10 @@ Tables (see ``docs/catalog.md`` for every column):
 Reliability: WAL journal, a busy timeout so concurrent writers wait instead of failing,
 ``BEGIN IMMEDIATE`` transactions (one per batch), primary keys that make every write
 idempotent, and ``PRAGMA user_version`` as the schema version with ordered migrations.
+``PRAGMA application_id`` marks the file as a clusterlens catalog, so another
+application's SQLite file is refused instead of being migrated. Read-only commands open
+the file read-only (``mode=ro``) and never migrate; write commands run ``PRAGMA
+quick_check`` first, so a damaged file is refused before anything is written.
 An image counts as done for a model when its ``embeddings`` row exists: that row is
 written in the same transaction as all the image's other rows, so a killed build never
 leaves a half-written image behind.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,10 +39,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+#: ``PRAGMA application_id`` of a catalog ("CLNS"): tells our files from other SQLite files.
+APPLICATION_ID = 0x434C4E53
 BUSY_TIMEOUT_MS = 60_000
 LOSS_COMPONENTS = ("box", "cls", "dfl", "seg")
 
@@ -138,8 +146,16 @@ CREATE TABLE clusters (
 CREATE INDEX distances_model_i ON distances(model, i);
 """
 
+# size and mtime of each image file, so a rebuild notices a file replaced since it was
+# extracted (NULL for images registered before: their SHA-256 is compared instead)
+_MIGRATION_3 = f"""
+ALTER TABLE images ADD COLUMN size INTEGER;
+ALTER TABLE images ADD COLUMN mtime_ns INTEGER;
+PRAGMA application_id = {APPLICATION_ID}
+"""
+
 # Ordered: migration n brings a database from version n - 1 to version n.
-MIGRATIONS: tuple[str, ...] = (_MIGRATION_1, _MIGRATION_2)
+MIGRATIONS: tuple[str, ...] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3)
 TABLES = (
     "images",
     "runs",
@@ -190,12 +206,88 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class CatalogError(Exception):
+    """The catalog file cannot be used as it is: not a catalog, damaged, too old or
+    too new, read-only. The message says what was found and what to do."""
+
+
+#: Tables of a version-1 catalog: a file with most of them is a catalog made before
+#: the application id was set (a version-3 catalog carries ``APPLICATION_ID``).
+_LEGACY_TABLES = frozenset(TABLES) - {"clusters"}
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def describe_sqlite_error(path: Path, error: sqlite3.Error) -> str:
+    """A one-line explanation of an SQLite error on the catalog ``path``."""
+    text = str(error)
+    lowered = text.lower()
+    if "malformed" in lowered or "not a database" in lowered:
+        return (
+            f"catalog {path} is damaged (sqlite: {text}); nothing was written. Restore it "
+            "from a copy, or build a new catalog with another --db"
+        )
+    if "readonly" in lowered or "read-only" in lowered:
+        return f"cannot write catalog {path}: the file or its folder is read-only (sqlite: {text})"
+    if "no such table" in lowered or "no such column" in lowered:
+        return (
+            f"catalog {path} lacks part of its schema (sqlite: {text}); "
+            f"see 'clusterlens catalog validate {path}'"
+        )
+    if "locked" in lowered or "busy" in lowered:
+        return f"catalog {path} is locked by another process (sqlite: {text}); try again later"
+    return f"catalog {path}: sqlite error: {text}"
+
+
+def check_catalog_path(path: Path, must_exist: bool) -> None:
+    """Refuse a catalog path that can never be a catalog file, with a one-line reason.
+
+    Raises:
+        ValueError: ``path`` is a folder, or one of its parents is a file.
+        FileNotFoundError: ``must_exist`` and there is no such file.
+    """
+    if path.is_dir():
+        raise ValueError(
+            f"catalog path {path} is a folder; give a catalog file, e.g. {path / 'catalog.db'}"
+        )
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"cannot use catalog {path}: {parent} is a file, not a folder")
+            break
+    if must_exist and not path.is_file():
+        raise FileNotFoundError(f"catalog database {path} does not exist")
+
+
+def _is_sqlite_file(path: Path) -> bool:
+    """True for a missing or empty file (SQLite's empty database) or an SQLite header."""
+    if not path.exists() or path.stat().st_size == 0:
+        return True
+    with open(path, "rb") as handle:
+        return handle.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
+
+
 class CatalogStore:
-    """A connection to a catalog database, created and migrated on open.
+    """A connection to a catalog database.
+
+    Opened for writing (the default), the file is created if missing, checked with
+    ``PRAGMA quick_check`` and migrated to :data:`SCHEMA_VERSION`. Opened with
+    ``readonly=True`` it is opened read-only and never migrated: an older catalog is
+    refused with a message saying how to upgrade it.
 
     Args:
-        path: the SQLite file (created with its folder if missing).
-        create: when False, a missing file is a FileNotFoundError (read-only commands).
+        path: the SQLite file (created with its folder if missing and ``create``).
+        create: when False, a missing or empty file is refused (commands that need
+            an existing catalog).
+        readonly: open read-only (``show``, ``validate``, ``export``); implies
+            ``create=False``.
+        check_version: with ``readonly``, refuse a catalog whose schema is older than
+            this code (``validate`` turns it off to report the version itself).
+
+    Raises:
+        FileNotFoundError: no file where one must exist.
+        ValueError: ``path`` is a folder, or a parent of it is a file.
+        CatalogError: not a clusterlens catalog, damaged, newer than this code (or
+            older, read-only), or read-only when opened for writing.
 
     Example:
         >>> import tempfile, os
@@ -204,21 +296,120 @@ class CatalogStore:
         True
     """
 
-    def __init__(self, path: str | Path, create: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        create: bool = True,
+        readonly: bool = False,
+        check_version: bool = True,
+    ) -> None:
         self.path = Path(path)
-        if not create and not self.path.is_file():
-            raise FileNotFoundError(f"catalog database {self.path} does not exist")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        check_catalog_path(self.path, must_exist=readonly or not create)
+        if not readonly:
+            self._check_writable()
+        if not _is_sqlite_file(self.path):
+            raise CatalogError(f"{self.path} is not a clusterlens catalog: not an SQLite file")
+        self.connection = self._connect()
+        try:
+            self._check_identity(may_initialise=create and not readonly)
+            if readonly:
+                if check_version:
+                    self._check_not_older()
+            else:
+                self.quick_check()
+                self.connection.execute("PRAGMA journal_mode = WAL")
+                self.connection.execute("PRAGMA foreign_keys = ON")
+                self.connection.execute("PRAGMA synchronous = NORMAL")
+                self.migrate()
+        except sqlite3.DatabaseError as err:
+            self.connection.close()
+            raise CatalogError(describe_sqlite_error(self.path, err)) from err
+        except BaseException:
+            self.connection.close()
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a writer takes the
         # write lock up front and waits (busy timeout) instead of failing on upgrade.
-        self.connection = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-        )
-        self.connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self.connection.execute("PRAGMA journal_mode = WAL")
-        self.connection.execute("PRAGMA foreign_keys = ON")
-        self.connection.execute("PRAGMA synchronous = NORMAL")
-        self.migrate()
+        options = {"timeout": BUSY_TIMEOUT_MS / 1000, "isolation_level": None}
+        if not self.readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, **options)
+        else:
+            uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+            connection = sqlite3.connect(uri, uri=True, **options)
+            try:  # reading the schema opens the WAL index: fails where it cannot be created
+                connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                connection.close()
+                if os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK):
+                    raise
+                # A WAL catalog in a read-only folder: SQLite cannot create its -shm file
+                # there. Nobody can write to it either, so reading it as immutable is safe.
+                connection = sqlite3.connect(f"{uri}&immutable=1", uri=True, **options)
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return connection
+
+    def _check_writable(self) -> None:
+        """A write command on a read-only file or folder fails here, before any change."""
+        folder = next((p for p in self.path.parents if p.exists()), Path("."))
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            raise CatalogError(
+                f"catalog {self.path} is read-only; make it writable or give another --db"
+            )
+        if not os.access(folder, os.W_OK):
+            raise CatalogError(
+                f"cannot write catalog {self.path}: folder {folder} is read-only (SQLite "
+                "keeps its journal next to the file); give a --db in a writable folder"
+            )
+
+    def _check_identity(self, may_initialise: bool) -> None:
+        """Refuse a file that is not a clusterlens catalog (nothing is written to it)."""
+        version = self.schema_version()
+        application = self.query("PRAGMA application_id")[0][0]
+        tables = {row[0] for row in self.query("SELECT name FROM sqlite_master WHERE type='table'")}
+        if version == 0 and application == 0 and not tables:
+            if may_initialise:
+                return  # a new (or 0-byte) file: the migrations make it a catalog
+            raise CatalogError(
+                f"{self.path} is empty, not a clusterlens catalog; create one with "
+                f"'clusterlens catalog build DATA --model MODEL --db {self.path}'"
+            )
+        legacy = application == 0 and version >= 1 and len(tables & _LEGACY_TABLES) >= 5
+        if application != APPLICATION_ID and not legacy:
+            listed = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+            raise CatalogError(
+                f"{self.path} is not a clusterlens catalog (application_id {application}, "
+                f"user_version {version}, tables: {listed or 'none'}); it was left untouched"
+            )
+        if version > SCHEMA_VERSION:
+            raise CatalogError(
+                f"{self.path} has schema version {version}, newer than this clusterlens "
+                f"({SCHEMA_VERSION}); upgrade clusterlens"
+            )
+
+    def _check_not_older(self) -> None:
+        version = self.schema_version()
+        if version < SCHEMA_VERSION:
+            raise CatalogError(
+                f"{self.path} has schema version {version}, older than this clusterlens "
+                f"({SCHEMA_VERSION}); upgrade it with 'clusterlens catalog migrate --db "
+                f"{self.path}' or any write command (build, distances, cluster)"
+            )
+
+    def quick_check(self) -> None:
+        """``PRAGMA quick_check``: a damaged file is refused before anything is written."""
+        try:
+            found = [row[0] for row in self.query("PRAGMA quick_check")]
+        except sqlite3.DatabaseError as err:  # damage bad enough that the check cannot run
+            raise CatalogError(describe_sqlite_error(self.path, err)) from err
+        if found != ["ok"]:
+            raise CatalogError(
+                f"catalog {self.path} is damaged (PRAGMA quick_check: {one_line(found)}); "
+                "nothing was written. Restore it from a copy, or build a new catalog with "
+                "another --db"
+            )
 
     def close(self) -> None:
         self.connection.close()
@@ -226,8 +417,12 @@ class CatalogStore:
     def __enter__(self) -> CatalogStore:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
         self.close()
+        # damage found mid-command (a page read deep in a query) becomes the same one-line
+        # CatalogError as damage found on open
+        if isinstance(error, sqlite3.DatabaseError):
+            raise CatalogError(describe_sqlite_error(self.path, error)) from error
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -236,7 +431,10 @@ class CatalogStore:
         try:
             yield self.connection
         except BaseException:
-            self.connection.execute("ROLLBACK")
+            try:
+                self.connection.execute("ROLLBACK")
+            except sqlite3.Error:  # a damaged file may refuse the rollback too: keep the cause
+                pass
             raise
         self.connection.execute("COMMIT")
 
@@ -254,7 +452,7 @@ class CatalogStore:
             # re-read inside the write lock: a concurrent process may have migrated
             version = connection.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise ValueError(
+                raise CatalogError(
                     f"{self.path} has schema version {version}, newer than this clusterlens "
                     f"({SCHEMA_VERSION}); upgrade clusterlens"
                 )
@@ -266,23 +464,63 @@ class CatalogStore:
 
     # ------------------------------------------------------------------ images
 
-    def register_images(self, entries: Iterable[tuple[Path, int, int, str, Path | None]]) -> None:
-        """Insert (path, width, height, sha256, label_path) rows not already present."""
-        rows = list(entries)
+    def register_images(self, entries: Iterable[Sequence[Any]]) -> None:
+        """Insert image rows not already present; refresh what is known of the others.
+
+        Each entry is ``(path, width, height, sha256, label_path[, size, mtime_ns])``.
+        A known path keeps its row (and its id); labels given now are recorded for
+        images first registered without them, and size / mtime for a file whose
+        content (SHA-256) is the one stored.
+        """
+        rows = [_image_row(entry) for entry in entries]
         with self.transaction() as connection:
             connection.executemany(
-                "INSERT OR IGNORE INTO images (path, width, height, sha256, label_path) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [
-                    (str(path), width, height, digest, None if label is None else str(label))
-                    for path, width, height, digest, label in rows
-                ],
+                "INSERT OR IGNORE INTO images "
+                "(path, width, height, sha256, label_path, size, mtime_ns) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
-            # labels given now for images first registered without them
             connection.executemany(
                 "UPDATE images SET label_path = ? WHERE path = ? AND label_path IS NULL",
-                [(str(label), str(path)) for path, _, _, _, label in rows if label is not None],
+                [(row[4], row[0]) for row in rows if row[4] is not None],
             )
+            connection.executemany(
+                "UPDATE images SET size = ?, mtime_ns = ? WHERE path = ? AND sha256 = ?",
+                [(row[5], row[6], row[0], row[3]) for row in rows if row[5] is not None],
+            )
+
+    def replace_images(self, entries: Iterable[Sequence[Any]]) -> None:
+        """Files whose content changed: new image rows, the stale rows gone, in ONE
+        transaction.
+
+        Deleting the old image row removes every model's rows of it -- embeddings,
+        features, predictions, losses, metrics, distances, clusters -- through
+        ``ON DELETE CASCADE``; the next build extracts the new content.
+        """
+        rows = [_image_row(entry) for entry in entries]
+        with self.transaction() as connection:
+            connection.executemany("DELETE FROM images WHERE path = ?", [(r[0],) for r in rows])
+            connection.executemany(
+                "INSERT INTO images (path, width, height, sha256, label_path, size, mtime_ns) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def forget_images(self, paths: Iterable[str | Path]) -> None:
+        """Delete image rows (and, by cascade, every model's rows of them)."""
+        with self.transaction() as connection:
+            connection.executemany(
+                "DELETE FROM images WHERE path = ?", [(str(path),) for path in paths]
+            )
+
+    def image_states(self) -> dict[str, tuple[int, int | None, int | None, str]]:
+        """``path -> (id, size, mtime_ns, sha256)`` of every registered image."""
+        return {
+            path: (id_, size, mtime, digest)
+            for id_, path, size, mtime, digest in self.query(
+                "SELECT id, path, size, mtime_ns, sha256 FROM images"
+            )
+        }
 
     def image_ids(self, paths: Iterable[Path]) -> dict[str, int]:
         wanted = {str(path) for path in paths}
@@ -290,11 +528,28 @@ class CatalogStore:
             path: id_ for id_, path in self.query("SELECT id, path FROM images") if path in wanted
         }
 
-    def done_image_ids(self, model: str) -> set[int]:
-        return {
-            row[0]
-            for row in self.query("SELECT image_id FROM embeddings WHERE model = ?", (model,))
-        }
+    def done_image_ids(self, model: str, among: Iterable[int] | None = None) -> set[int]:
+        """Ids of the images with ``model``'s embedding row (all, or those ``among``)."""
+        if among is None:
+            rows = self.query("SELECT image_id FROM embeddings WHERE model = ?", (model,))
+        else:
+            wanted = list(among)
+            marks = ", ".join("?" * len(wanted))
+            rows = self.query(
+                f"SELECT image_id FROM embeddings WHERE model = ? AND image_id IN ({marks})",
+                (model, *wanted),
+            )
+        return {row[0] for row in rows}
+
+    def changed_files(self, ids: Iterable[int]) -> list[str]:
+        """Paths of the images ``ids`` missing on disk or whose size / mtime differ from
+        what was stored when they were registered (unknown stats are not compared)."""
+        wanted = {int(i) for i in ids}
+        changed = []
+        for id_, path, size, mtime in self.query("SELECT id, path, size, mtime_ns FROM images"):
+            if id_ in wanted and not file_matches(Path(path), size, mtime):
+                changed.append(path)
+        return changed
 
     # ------------------------------------------------------------------ runs
 
@@ -312,6 +567,18 @@ class CatalogStore:
                 ),
             )
             return int(cursor.lastrowid)
+
+    def other_builds_running(self, model: str, run_id: int) -> int:
+        """Builds of ``model`` started before run ``run_id`` and not finished (or killed).
+
+        Run ids are handed out one transaction at a time, so of two builds started
+        together exactly one sees the other here.
+        """
+        return self.query(
+            "SELECT COUNT(*) FROM runs WHERE model = ? AND kind != 'distances' "
+            "AND status = 'running' AND id < ?",
+            (model, run_id),
+        )[0][0]
 
     def finish_run(
         self, run_id: int, images_done: int, failures: int, status: str = "done"
@@ -466,3 +733,37 @@ class CatalogStore:
 
     def counts(self) -> dict[str, int]:
         return {table: self.query(f"SELECT COUNT(*) FROM {table}")[0][0] for table in TABLES}
+
+
+def one_line(lines: Sequence[str], most: int = 3) -> str:
+    """SQLite check output (one message per row, some with newlines) as one short line."""
+    parts = [" ".join(str(line).split()) for line in lines[:most]]
+    return "; ".join(parts) + (f"; ... ({len(lines)} in all)" if len(lines) > most else "")
+
+
+def schema_version_of(path: str | Path) -> int:
+    """The schema version of the catalog ``path``, read without changing anything."""
+    with CatalogStore(path, readonly=True, check_version=False) as store:
+        return store.schema_version()
+
+
+def file_stats(path: Path) -> tuple[int, int]:
+    """``(size, mtime_ns)`` of a file: cheap evidence that it has not changed."""
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def file_matches(path: Path, size: int | None, mtime_ns: int | None) -> bool:
+    """False when ``path`` is missing, or its size / mtime differ from the stored ones."""
+    try:
+        stats = file_stats(path)
+    except OSError:
+        return False
+    return size is None or stats == (size, mtime_ns)
+
+
+def _image_row(entry: Sequence[Any]) -> tuple[Any, ...]:
+    """``(path, width, height, sha256, label[, size, mtime_ns])`` as an ``images`` row."""
+    path, width, height, digest, label, *stats = entry
+    size, mtime_ns = stats if stats else (None, None)
+    return (str(path), width, height, digest, None if label is None else str(label), size, mtime_ns)

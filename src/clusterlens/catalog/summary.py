@@ -12,10 +12,14 @@ from clusterlens.catalog.store import CatalogStore
 def catalog_summary(db: str | Path) -> dict[str, Any]:
     """Counts per table, one entry per model, the clusterings with their sizes.
 
+    Opens the file read-only: nothing is written, an older catalog is refused with the
+    command that upgrades it.
+
     Raises:
         FileNotFoundError: ``db`` does not exist.
+        CatalogError: not a catalog, damaged or older than this code.
     """
-    with CatalogStore(db, create=False) as store:
+    with CatalogStore(db, readonly=True) as store:
         kinds = dict(
             store.query("SELECT model, kind FROM runs WHERE kind != 'distances' GROUP BY model")
         )

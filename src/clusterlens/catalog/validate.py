@@ -3,7 +3,10 @@
 Each check appends a readable problem (``table: what is wrong (example)``); the CLI
 exits non-zero when there is any. Checks:
 
-- SQLite integrity and foreign keys; schema version; all tables present;
+- SQLite integrity, schema version and all tables present (the report stops at a
+  failure here), foreign keys;
+- files: every image file still on disk with the size / mtime (or SHA-256) it had
+  when it was extracted, label files of images with losses still parse;
 - embeddings: blob length = 4 * dim, one dimension per model, finite values;
 - features: blob length = prod(shape) * itemsize, every YOLO image has a ``gap`` row
   per hooked layer and one bottleneck ``map``;
@@ -13,22 +16,34 @@ exits non-zero when there is any. Checks:
   with labels (``metrics.n_labels`` not NULL),
   ``n_predictions`` = its prediction rows;
 - value ranges: confidences and IoU / recall / Dice in [0, 1], boxes ordered, masks
-  decode to the image size, losses and distances finite and >= 0;
+  decode to the image size, boxes, losses and distances finite and losses >= 0;
 - distances only between embedded images of their model;
-- clusters: each image once per (method, model, k), cluster ids in [0, k).
+- clusters: cluster ids in [0, k); a clustering covers exactly the images its model
+  embedded (one covering part of them is stale).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from clusterlens.catalog.store import LOSS_COMPONENTS, SCHEMA_VERSION, TABLES, CatalogStore
+from clusterlens.catalog.dataset import read_labels
+from clusterlens.catalog.store import (
+    LOSS_COMPONENTS,
+    SCHEMA_VERSION,
+    TABLES,
+    CatalogStore,
+    file_matches,
+    file_sha256,
+    one_line,
+)
 
 
 @dataclass
@@ -47,32 +62,33 @@ class ValidationReport:
         return {"path": self.path, "ok": self.ok, "problems": self.problems, "checks": self.checks}
 
 
+CheckFunction = Callable[[CatalogStore, list[str]], object]
+
+
 def validate_catalog(db: str | Path) -> ValidationReport:
-    """Run every check on ``db`` (see the module docstring).
+    """Run every check on ``db`` (see the module docstring), opened read-only.
+
+    The SQLite integrity and schema checks run first; when either fails the report
+    ends there, since the other checks would read damaged pages or missing tables.
 
     Raises:
         FileNotFoundError: ``db`` does not exist.
+        CatalogError: ``db`` is not a clusterlens catalog, or too damaged to open.
     """
     path = Path(db)
-    if not path.is_file():
-        raise FileNotFoundError(f"catalog database {path} does not exist")
     report = ValidationReport(str(path))
-    store = CatalogStore(path, create=False)
-    try:
-        for check in (
-            _check_sqlite,
-            _check_embeddings,
-            _check_features,
-            _check_isolation,
-            _check_yolo_counts,
-            _check_values,
-            _check_distances,
-            _check_clusters,
-        ):
-            report.checks.append(check.__name__.removeprefix("_check_"))
-            check(store, report.problems)
-    finally:
-        store.close()
+    with CatalogStore(path, readonly=True, check_version=False) as store:
+        for check in CHECKS:
+            name = check.__name__.removeprefix("_check_")
+            report.checks.append(name)
+            try:
+                can_go_on = check(store, report.problems)
+            except sqlite3.DatabaseError as err:  # damage bad enough to stop a check itself
+                report.problems.append(f"sqlite: damaged file, the {name} check failed: {err}")
+                can_go_on = False
+            if can_go_on is False:
+                report.problems.append("the remaining checks were skipped until this is fixed")
+                break
     return report
 
 
@@ -81,25 +97,59 @@ def _problem(problems: list[str], table: str, message: str, rows: list) -> None:
         problems.append(f"{table}: {message} ({len(rows)} rows, e.g. {rows[0]})")
 
 
-def _check_sqlite(store: CatalogStore, problems: list[str]) -> None:
-    integrity = store.query("PRAGMA integrity_check")[0][0]
-    if integrity != "ok":
-        problems.append(f"sqlite: integrity check failed: {integrity}")
-    _problem(
-        problems, "sqlite", "foreign keys point nowhere", store.query("PRAGMA foreign_key_check")
-    )
-    if store.schema_version() != SCHEMA_VERSION:
-        problems.append(f"schema: version {store.schema_version()}, expected {SCHEMA_VERSION}")
+def _check_sqlite(store: CatalogStore, problems: list[str]) -> bool:
+    """Integrity, then schema version and tables, then foreign keys; False: stop here."""
+    integrity = [row[0] for row in store.query("PRAGMA integrity_check")]
+    if integrity != ["ok"]:
+        problems.append(f"sqlite: integrity check failed: {one_line(integrity)}")
+        return False
+    version = store.schema_version()
+    if version != SCHEMA_VERSION:
+        problems.append(
+            f"schema: version {version}, expected {SCHEMA_VERSION}; upgrade it with "
+            f"'clusterlens catalog migrate --db {store.path}'"
+        )
+        return False
     present = {row[0] for row in store.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
     missing = sorted(set(TABLES) - present)
     if missing:
         problems.append(f"schema: missing tables {missing}")
+        return False
+    _problem(
+        problems, "sqlite", "foreign keys point nowhere", store.query("PRAGMA foreign_key_check")
+    )
     for (versions,) in store.query("SELECT versions FROM runs"):
         try:
             json.loads(versions)
         except json.JSONDecodeError:
             problems.append(f"runs: versions is not JSON: {versions[:60]!r}")
             break
+    return True
+
+
+def _check_files(store: CatalogStore, problems: list[str]) -> None:
+    """Image files missing on disk, changed since extraction, or with labels that no
+    longer parse (rows extracted from them are stale: rebuild)."""
+    missing, changed, bad_labels = [], [], []
+    labelled = {row[0] for row in store.query("SELECT DISTINCT image_id FROM losses")}
+    for id_, path, size, mtime, digest, label in store.query(
+        "SELECT id, path, size, mtime_ns, sha256, label_path FROM images"
+    ):
+        file = Path(path)
+        if not file.is_file():
+            missing.append(path)
+        elif not file_matches(file, size, mtime) or (size is None and file_sha256(file) != digest):
+            changed.append(path)
+        if label is not None and id_ in labelled:
+            try:
+                read_labels(Path(label))
+            except (ValueError, OSError) as err:
+                bad_labels.append(str(err))
+    _problem(problems, "images", "files missing on disk", missing)
+    _problem(
+        problems, "images", "files changed since extraction; run 'catalog build' again", changed
+    )
+    _problem(problems, "labels", "label files that no longer parse", bad_labels)
 
 
 def _check_embeddings(store: CatalogStore, problems: list[str]) -> None:
@@ -224,6 +274,18 @@ def _check_values(store: CatalogStore, problems: list[str]) -> None:
             "WHERE x2 < x1 OR y2 < y1 OR confidence < 0 OR confidence > 1 OR class_name = ''"
         ),
     )
+    _problem(
+        problems,
+        "predictions",
+        "non-finite box corner or confidence",
+        [
+            row[:3]
+            for row in store.query(
+                "SELECT image_id, model, rank, x1, y1, x2, y2, confidence FROM predictions"
+            )
+            if not all(math.isfinite(value) for value in row[3:])
+        ],
+    )
     bad_masks = []
     for image_id, model, rank, blob, width, height in store.query(
         "SELECT p.image_id, p.model, p.rank, p.mask_png, i.width, i.height FROM predictions p "
@@ -312,10 +374,27 @@ def _check_clusters(store: CatalogStore, problems: list[str]) -> None:
     _problem(
         problems,
         "clusters",
-        "clustering does not cover the model's embedded images",
+        "clustering does not cover exactly the model's embedded images (images changed or "
+        "added since it ran?); run 'catalog cluster' again",
         store.query(
-            "SELECT c.method, c.model, c.k, COUNT(*) FROM clusters c GROUP BY c.method, c.model, "
-            "c.k "
-            "HAVING COUNT(*) > (SELECT COUNT(*) FROM embeddings e WHERE e.model = c.model)"
+            "SELECT c.method, c.model, c.k, COUNT(*) AS clustered, "
+            "(SELECT COUNT(*) FROM embeddings e WHERE e.model = c.model) AS embedded, "
+            "SUM(NOT EXISTS (SELECT 1 FROM embeddings e "
+            "WHERE e.model = c.model AND e.image_id = c.image_id)) AS strangers "
+            "FROM clusters c GROUP BY c.method, c.model, c.k "
+            "HAVING clustered != embedded OR strangers > 0"
         ),
     )
+
+
+CHECKS: tuple[CheckFunction, ...] = (
+    _check_sqlite,
+    _check_files,
+    _check_embeddings,
+    _check_features,
+    _check_isolation,
+    _check_yolo_counts,
+    _check_values,
+    _check_distances,
+    _check_clusters,
+)

@@ -7,23 +7,63 @@
 - ``catalog show --db FILE``
 - ``catalog export --db FILE --parquet DIR``
 - ``catalog validate FILE`` (exit 1 and a report when anything is wrong)
+- ``catalog migrate --db FILE`` (upgrade an older catalog's schema)
+
+Exit codes: 2 for bad arguments (unknown model, missing folder, --db that is a
+folder); 1 when the catalog file itself cannot be used -- not a catalog, damaged,
+older or newer schema, read-only -- or cannot be written, always with one line.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from clusterlens.cli._common import console, print_json, user_errors
+from clusterlens.cli._common import console, print_json
+
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 catalog_app = typer.Typer(help="Dataset catalog: embeddings, YOLO rows, loss distances, clusters.")
 
 DbOption = Annotated[Path, typer.Option("--db", help="Catalog SQLite file.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def catalog_errors(command: Command) -> Command:
+    """One line on stderr instead of a traceback: exit 2 for bad arguments, exit 1 for a
+    catalog that cannot be used or written (see the module docstring)."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from clusterlens.catalog.store import CatalogError
+
+        try:
+            return command(*args, **kwargs)
+        except (ValueError, FileNotFoundError, KeyError, TypeError) as err:
+            _fail(err.args[0] if isinstance(err, KeyError) and err.args else err, code=2)
+        except CatalogError as err:
+            _fail(err, code=1)
+        except sqlite3.Error as err:  # raised outside a store (which names the file itself)
+            _fail(f"sqlite error: {err}", code=1)
+        except OSError as err:  # read-only or full disk while writing: say which file
+            where = f" ({err.filename})" if err.filename else ""
+            _fail(f"{err.strerror or err}{where}", code=1)
+
+    return run  # type: ignore[return-value]
+
+
+def _fail(message: object, code: int) -> None:
+    # soft_wrap: the message stays one line whatever the terminal width
+    console.print(f"[bold red]error:[/] {escape(str(message))}", soft_wrap=True)
+    raise typer.Exit(code=code)
 
 
 def register(app: typer.Typer) -> None:
@@ -32,7 +72,7 @@ def register(app: typer.Typer) -> None:
 
 
 @catalog_app.command("build")
-@user_errors
+@catalog_errors
 def build(
     data_dir: Annotated[
         Path, typer.Argument(help="Image folder or YOLO data set (images/, labels/).")
@@ -76,14 +116,17 @@ def build(
     if as_json:
         print_json(report.as_dict())
         return
+    elsewhere = (
+        f", {report.done_elsewhere} by another build running" if report.done_elsewhere else ""
+    )
     console.print(
-        f"{report.model}: {report.processed} images extracted, {report.already_done} already done, "
-        f"{report.failures} failures ({report.images_found} found) -> {db}"
+        f"{report.model}: {report.processed} images extracted, {report.already_done} already done"
+        f"{elsewhere}, {report.failures} failures ({report.images_found} found) -> {db}"
     )
 
 
 @catalog_app.command("distances")
-@user_errors
+@catalog_errors
 def distances(
     db: DbOption,
     pairs: Annotated[
@@ -110,7 +153,7 @@ def distances(
 
 
 @catalog_app.command("cluster")
-@user_errors
+@catalog_errors
 def cluster(
     db: DbOption,
     k: Annotated[int, typer.Option("--k", help="Number of clusters.")],
@@ -135,7 +178,7 @@ def cluster(
 
 
 @catalog_app.command("show")
-@user_errors
+@catalog_errors
 def show(db: DbOption, as_json: JsonOption = False) -> None:
     """Print counts per table, the models and the cluster sizes."""
     from clusterlens.catalog.summary import catalog_summary
@@ -168,7 +211,7 @@ def show(db: DbOption, as_json: JsonOption = False) -> None:
 
 
 @catalog_app.command("export")
-@user_errors
+@catalog_errors
 def export(
     db: DbOption,
     parquet: Annotated[Path, typer.Option("--parquet", help="Output folder for <table>.parquet.")],
@@ -185,7 +228,7 @@ def export(
 
 
 @catalog_app.command("validate")
-@user_errors
+@catalog_errors
 def validate(
     file: Annotated[Path, typer.Argument(help="Catalog SQLite file.")], as_json: JsonOption = False
 ) -> None:
@@ -197,11 +240,31 @@ def validate(
         print_json(report.as_dict())
     elif report.ok:
         console.print(
-            f"[green]valid[/]: {file} ({len(report.checks)} checks: {', '.join(report.checks)})"
+            f"[green]valid[/]: {escape(str(file))} ({len(report.checks)} checks: "
+            f"{', '.join(report.checks)})"
         )
     else:
-        console.print(f"[bold red]invalid[/]: {file} -- {len(report.problems)} problems")
-        for problem in report.problems:
-            console.print(f"  - {problem}")
+        console.print(
+            f"[bold red]invalid[/]: {escape(str(file))} -- {len(report.problems)} problems"
+        )
+        for problem in report.problems:  # soft_wrap: one line per problem, for grep
+            console.print(f"  - {escape(problem)}", soft_wrap=True)
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+@catalog_app.command("migrate")
+@catalog_errors
+def migrate(db: DbOption, as_json: JsonOption = False) -> None:
+    """Upgrade an older catalog's schema to this clusterlens (checked first, in place)."""
+    from clusterlens.catalog.store import SCHEMA_VERSION, CatalogStore, schema_version_of
+
+    before = schema_version_of(db)
+    CatalogStore(db, create=False).close()  # identity and quick_check, then migrations
+    if as_json:
+        print_json({"path": str(db), "from": before, "to": SCHEMA_VERSION})
+        return
+    if before == SCHEMA_VERSION:
+        console.print(f"{db}: already at schema v{SCHEMA_VERSION}")
+    else:
+        console.print(f"{db}: schema v{before} -> v{SCHEMA_VERSION}")
