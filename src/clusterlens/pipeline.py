@@ -21,22 +21,23 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from clusterlens.allocate import Allocation, PatchGrid, allocate
-from clusterlens.image import ImageInput, image_size, load_image
+from clusterlens.context import ImageContext
+from clusterlens.image import ImageInput
 from clusterlens.relevance import (
     NO_QUERY_WEIGHTS,
     QUERY_FREE_WAYS,
     QUERY_WEIGHTS,
     WAYS,
     FixedBalancer,
-    ways_of_knowing,
 )
+from clusterlens.relevance.source import CellSpans, CouplingSource, EncoderCost
 
 DEFAULT_MODEL = "offline:camvid"
 LOW_COUPLING = 0.1
@@ -44,16 +45,37 @@ CLUSTER_STRATEGIES = {"cluster-cascade": 64, "hierarchical-cluster": 128, "fovea
 PARENT_CLUSTERS = 16
 
 
+#: A way of knowing whose balancer weight is below this is not computed: it could move
+#: no cell's score by more than 0.02 (each way lies in [0, 1]). The adaptive balancer
+#: gives information and salience 0.0001-0.0007 whenever a query matches.
+NEGLIGIBLE_WEIGHT = 0.01
+
+
 @dataclass
 class Selection:
-    """An allocation together with what produced it, for pictures and reports."""
+    """An allocation together with what produced it, for pictures and reports.
+
+    ``ways`` (3, H, W: information, salience, coupling) and ``relevance`` (H, W,
+    balanced) are built when first read, so a caller that only wants the patches does
+    not pay for full-size maps. A way that was skipped (negligible weight) is zeros;
+    with ``lazy-cascade`` the coupling is the best pass that ran (dense, else coarse).
+    """
 
     image: np.ndarray
     allocation: Allocation
-    ways: np.ndarray  # (3, H, W) information, salience, coupling
-    relevance: np.ndarray  # (H, W) balanced
     clusters: np.ndarray | None
     notes: list[str] = field(default_factory=list)
+    _ways: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+    _weights: dict[str, float] = field(default_factory=dict, repr=False)
+
+    @functools.cached_property
+    def ways(self) -> np.ndarray:
+        return self._ways()
+
+    @functools.cached_property
+    def relevance(self) -> np.ndarray:
+        weights = np.array([self._weights.get(way, 0.0) for way in WAYS], np.float32)
+        return np.tensordot(weights, self.ways, axes=1).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=4)
@@ -64,11 +86,12 @@ def _model(name: str) -> Any:
 
 
 def select_patches(
-    image: ImageInput,
+    image: ImageInput | ImageContext,
     query: str | None,
     strategy: str = "cluster-cascade",
     budget: int = 144,
     *,
+    context: ImageContext | None = None,
     model: str | Any | None = None,
     grid: int | tuple[int, int] = 32,
     patch_size: int | None = None,
@@ -85,19 +108,23 @@ def select_patches(
     """Choose the patches of ``image`` that matter for ``query``.
 
     Args:
-        image: anything :func:`clusterlens.image.load_image` accepts.
+        image: anything :func:`clusterlens.image.load_image` accepts, or an
+            :class:`~clusterlens.context.ImageContext` (then ``context`` is not needed).
         query: the question or object of interest; None or "" for none.
         strategy, budget, grid, patch_size, gaze, token_budget, seed, options:
             passed to :func:`clusterlens.allocate.allocate`.
+        context: the image's :class:`~clusterlens.context.ImageContext`, to reuse the
+            query-free work of earlier calls (decoding, ways, clusters, the model's
+            passes); it must have been made for ``image``.
         model: the query-coupling model: a registry name (default ``offline:camvid``)
-            or a loaded object with ``match_query(text)`` and ``relevance(image, classes)``.
+            or a loaded object with ``match_query(text)`` and ``relevance(image, classes)``
+            (or the lazy interface of :mod:`clusterlens.relevance.source`).
         weights: fixed balancer weights per way of knowing (question-first by default).
         balancer: "adaptive" (the balancer trained with the offline model, shipped in
             the package, picks the weights per image), or "fixed" (``weights``). Default:
-            "fixed" when ``weights`` are given, else "adaptive" — on CamVid val it keeps
-            patches at least as precise as the fixed weights, and lets cascades match the
-            exhaustive top-K more closely (``docs/benchmarks.md``). Without a query the
-            weights are always the fixed information/salience ones.
+            "fixed" when ``weights`` are given, else "adaptive". Without a query the
+            weights are always the fixed information/salience ones. A way whose weight
+            is below :data:`NEGLIGIBLE_WEIGHT` is not computed (``cost["skipped"]``).
         clusters: an (H, W) cluster map; computed with ``cluster_method`` (default the
             fast coarse-to-fine SLIC of ``clusterlens.regions``) when a cluster strategy
             needs one and none is given; ``hierarchical-cluster`` groups them into 16
@@ -105,33 +132,25 @@ def select_patches(
         max_side: images are downscaled to this longer side first (None: never); the
             allocation's pixel boxes still refer to the image as given.
     """
-    timings: dict[str, float] = {}
-    notes: list[str] = []
     started = time.perf_counter()
-    original = image_size(image)
-    rgb = load_image(image, max_side=max_side)
+    cost: dict[str, Any] = {"cached": []}
+    notes: list[str] = []
+    context = _context_for(image, context, max_side, cost)
+    rgb, original = context.rgb, context.original_size
     if patch_size is not None:  # patch sizes count pixels of the image as given
         grid = PatchGrid.from_patch_size(*original, patch_size).shape
         patch_size = None
-    if model is None and query and query.strip():  # without a query no model is used
-        notes.append(f"no model named: using the offline default {DEFAULT_MODEL}")
-    coupler = model if model is not None and not isinstance(model, str) else None
-    model_name = getattr(coupler, "name", None) or model or DEFAULT_MODEL
-    coupling, match = _coupling(rgb, query, coupler or model_name, notes, timings)
-    ways = ways_of_knowing(rgb, coupling)
-    elapsed = (time.perf_counter() - started) * 1000
-    timings["ways_ms"] = (
-        elapsed - timings.get("encoder_ms", 0.0) - timings.get("load_model_ms", 0.0)
-    )
-    balancer = balancer or ("fixed" if weights else "adaptive")
-    combiner = _balancer(balancer, weights, ways, coupling is not None, notes)
-    cluster_map, parents = _clusters_for(strategy, rgb, clusters, cluster_method, timings)
+    patch_grid = PatchGrid.from_count(*rgb.shape[:2], grid)
+    coupling = _Coupling.resolve(context, query, model, strategy, patch_grid, notes, cost)
+    combiner, skipped = _balancer(balancer, weights, context, coupling, notes)
+    query_free = _query_free_ways(context, skipped, cost)
+    maps = np.concatenate([query_free, coupling.map_for_scorer(rgb.shape[:2])[None]])
+    cluster_map, parents = _clusters_for(strategy, context, clusters, cluster_method, cost)
     allocation = allocate(
-        ways,
+        maps,
         strategy,
         budget,
         grid=grid,
-        patch_size=patch_size,
         clusters=cluster_map,
         parents=parents,
         gaze=gaze,
@@ -141,12 +160,14 @@ def select_patches(
         known_channels=QUERY_FREE_WAYS,
         token_budget=token_budget,
         query=query or None,
+        coupling=coupling.lazy_cells(),
         meta={
-            "model": model_name,
-            "balancer": balancer if coupling is not None else "fixed",
+            "model": coupling.model_name,
+            "balancer": (balancer or ("fixed" if weights else "adaptive"))
+            if coupling.matched
+            else "fixed",
             "balancer_weights": combiner.report(),
-            "query_match": match,
-            "preprocess_ms": {k: round(v, 2) for k, v in timings.items()},
+            "query_match": coupling.summary,
             "notes": notes,
         },
         **options,
@@ -155,81 +176,275 @@ def select_patches(
         # boxes in pixels of the image as given; the maps were computed on a smaller copy
         allocation.grid = PatchGrid(*original, allocation.grid.rows, allocation.grid.cols)
         allocation.meta["processed_size"] = list(rgb.shape[:2])
-    relevance = np.tensordot(np.array([combiner.weights[w] for w in WAYS]), ways, axes=1)
-    return Selection(rgb, allocation, ways, relevance.astype(np.float32), cluster_map, notes)
+    cost.update(coupling.cost(), skipped=sorted(skipped))
+    if cost.pop("reused_passes", None):
+        cost["cached"].append("model passes")
+    cost["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    allocation.cost = cost
+    return Selection(
+        rgb,
+        allocation,
+        cluster_map,
+        notes,
+        _ways=lambda: np.concatenate([query_free, coupling.map_for_picture()[None]]),
+        _weights=dict(combiner.weights),
+    )
 
 
-def _balancer(
-    kind: str, weights: dict[str, float] | None, ways: np.ndarray, has_query: bool, notes: list[str]
-) -> FixedBalancer:
-    if kind not in ("fixed", "adaptive"):
-        raise ValueError(f"balancer must be 'fixed' or 'adaptive', got {kind!r}")
-    if not has_query:
-        return FixedBalancer(NO_QUERY_WEIGHTS)
-    if kind == "adaptive":
-        from clusterlens.relevance.adaptive import AdaptiveBalancer, default_balancer_path
+def _context_for(
+    image: ImageInput | ImageContext,
+    context: ImageContext | None,
+    max_side: int | None,
+    cost: dict[str, Any],
+) -> ImageContext:
+    if isinstance(image, ImageContext):
+        if context is not None and context is not image:
+            raise ValueError("pass either an ImageContext as the image or context=, not two")
+        context = image
+    elif context is not None:
+        context.check_same_image(image, max_side)
+    else:
+        context = ImageContext.of(image, max_side)
+        cost["decode_ms"] = round(context.decode_ms, 2)
+        return context
+    cost["cached"].append("decoded image")
+    return context
 
-        return AdaptiveBalancer.load(default_balancer_path()).for_image(ways)
-    return FixedBalancer(weights or QUERY_WEIGHTS)
 
+class _Coupling:
+    """The query's coupling for one call: matched classes, the model's source, its cost."""
 
-def _coupling(
-    rgb: np.ndarray,
-    query: str | None,
-    model: str | Any,
-    notes: list[str],
-    timings: dict[str, float],
-) -> tuple[np.ndarray | None, dict[str, Any] | None]:
-    if query is None or not query.strip():
-        notes.append("no query: patches chosen by information and salience only")
-        return None, None
-    if isinstance(model, str):
+    def __init__(self, model_name: str, strategy: str, grid: PatchGrid) -> None:
+        self.model_name = model_name
+        self.strategy = strategy
+        self.grid = grid
+        self.summary: dict[str, Any] | None = None
+        self.classes: tuple[str, ...] = ()
+        self.source: CouplingSource | None = None
+        self._before: EncoderCost | None = None
+        self._timings: dict[str, float] = {}
+        self._dense_map: np.ndarray | None = None
+
+    @property
+    def matched(self) -> bool:
+        return bool(self.classes)
+
+    @classmethod
+    def resolve(
+        cls,
+        context: ImageContext,
+        query: str | None,
+        model: str | Any | None,
+        strategy: str,
+        grid: PatchGrid,
+        notes: list[str],
+        cost: dict[str, Any],
+    ) -> _Coupling:
+        if model is None and query and query.strip():  # without a query no model is used
+            notes.append(f"no model named: using the offline default {DEFAULT_MODEL}")
+        loaded = model if model is not None and not isinstance(model, str) else None
+        name = getattr(loaded, "name", None) or model or DEFAULT_MODEL
+        coupling = cls(name, strategy, grid)
+        if query is None or not query.strip():
+            notes.append("no query: patches chosen by information and salience only")
+            return coupling
+        if loaded is None:
+            started = time.perf_counter()
+            loaded = _model(name)
+            cost["load_model_ms"] = round((time.perf_counter() - started) * 1000, 2)
         started = time.perf_counter()
-        model = _model(model)
-        timings["load_model_ms"] = (time.perf_counter() - started) * 1000
-    match = model.match_query(query)
-    summary = {
-        "matched": match.matched,
-        "classes": list(match.classes),
-        "best": list(match.best),
-        "threshold": match.threshold,
-    }
-    if not match.matched:
+        coupling._match(loaded, query, notes)
+        cost["match_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        if coupling.matched:
+            coupling.source = context.source(loaded, name, [])
+            coupling._before = coupling.source.cost.snapshot()
+            coupling._note_absent(notes)
+            if strategy == "lazy-cascade" and not coupling.source.lazy:
+                notes.append(
+                    f"model {name} cannot evaluate lazily: lazy-cascade used its dense map"
+                )
+        return coupling
+
+    def _match(self, model: Any, query: str, notes: list[str]) -> None:
+        match = model.match_query(query)
+        self.summary = {
+            "matched": match.matched,
+            "classes": list(match.classes),
+            "best": list(match.best),
+            "threshold": match.threshold,
+        }
+        if match.matched:
+            self.classes = tuple(match.classes)
+            return
         best, score = match.best
         notes.append(
             f"query {query!r} names none of the model's classes (best {best!r} at "
             f"{score:.2f} < {match.threshold:.2f}): patches chosen by information and salience only"
         )
-        return None, summary
-    started = time.perf_counter()
-    with torch.inference_mode():
-        coupling = model.relevance(rgb, list(match.classes))
-    timings["encoder_ms"] = (time.perf_counter() - started) * 1000
-    peak = float(coupling.max())
-    if peak < LOW_COUPLING:
-        notes.append(
-            f"nothing in the image matches {', '.join(match.classes)} (max relevance {peak:.2f})"
+
+    def _note_absent(self, notes: list[str]) -> None:
+        peak = float(self.stats_map().max())
+        if peak < LOW_COUPLING:
+            notes.append(
+                f"nothing in the image matches {', '.join(self.classes)} (max relevance {peak:.2f})"
+            )
+
+    def _uses_lazy_cells(self) -> bool:
+        return self.strategy == "lazy-cascade" and self.source is not None and self.source.lazy
+
+    def stats_map(self) -> np.ndarray:
+        """The coupling the balancer's image statistics read: the coarse pass's for the
+        lazy cascade (the dense one may never run), else the dense map."""
+        if self._uses_lazy_cells():
+            return self.source.probabilities("coarse")[self.source.class_indices(self.classes)].sum(
+                0
+            )
+        return self.dense_map()
+
+    def dense_map(self) -> np.ndarray:
+        if self._dense_map is None:
+            self._dense_map = self.source.coupling_map(self.classes, "dense")
+        return self._dense_map
+
+    def map_for_scorer(self, shape: tuple[int, int]) -> np.ndarray:
+        """The coupling channel handed to ``allocate``: zeros when the lazy cascade asks
+        the source for cells instead, or when there is no query."""
+        if not self.matched or self._uses_lazy_cells():
+            return np.zeros(shape, np.float32)
+        return np.clip(self.dense_map(), 0.0, 1.0).astype(np.float32)
+
+    def map_for_picture(self) -> np.ndarray:
+        if not self.matched:
+            return np.zeros((self.grid.height, self.grid.width), np.float32)
+        return np.clip(self.source.coupling_map(self.classes), 0.0, 1.0).astype(np.float32)
+
+    def lazy_cells(self) -> _LazyCells | None:
+        if self.strategy != "lazy-cascade" or not self.matched:
+            return None
+        return _LazyCells(self)
+
+    def cost(self) -> dict[str, Any]:
+        if self.source is None:
+            return EncoderCost().to_json()
+        spent = self.source.cost.since(self._before)
+        report = spent.to_json()
+        report["reused_passes"] = spent.calls == 0 and self._before.calls > 0
+        return report
+
+
+class _LazyCells:
+    """The :class:`~clusterlens.allocate.lazy_cascade.CellCoupling` of one query."""
+
+    def __init__(self, coupling: _Coupling) -> None:
+        self.coupling = coupling
+        self.spans = CellSpans(*coupling.grid.spans(), coupling.grid.height, coupling.grid.width)
+
+    def _all_dense(self) -> np.ndarray:
+        return self.coupling.grid.cell_means(np.clip(self.coupling.dense_map(), 0, 1))[0]
+
+    def coarse(self) -> np.ndarray:
+        source = self.coupling.source
+        if not source.lazy:
+            return self._all_dense()
+        return source.coarse_cells(self.coupling.classes, self.spans)
+
+    def fine(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        source = self.coupling.source
+        if not source.lazy:
+            return self._all_dense()[rows, cols]
+        return source.fine_cells(self.coupling.classes, self.spans, rows, cols)
+
+    def exact(self) -> np.ndarray | None:
+        source = self.coupling.source
+        if not source.lazy:
+            return self._all_dense()
+        if source.has_pass("dense"):
+            return source.dense_cells(self.coupling.classes, self.spans)
+        return None
+
+
+def _balancer(
+    kind: str | None,
+    weights: dict[str, float] | None,
+    context: ImageContext,
+    coupling: _Coupling,
+    notes: list[str],
+) -> tuple[FixedBalancer, set[str]]:
+    """The balancer, and the query-free ways whose weight is too small to compute."""
+    kind = kind or ("fixed" if weights else "adaptive")
+    if kind not in ("fixed", "adaptive"):
+        raise ValueError(f"balancer must be 'fixed' or 'adaptive', got {kind!r}")
+    if not coupling.matched:
+        return FixedBalancer(NO_QUERY_WEIGHTS), set()
+    if kind == "adaptive":
+        from clusterlens.relevance.adaptive import default_balancer_path
+
+        # the image statistics it reads come from a 128-px copy and the coupling that is
+        # already there, so that deciding the weights never costs the full-size maps
+        thumbnail = context.thumbnail_ways()
+        combiner = _adaptive(default_balancer_path()).for_maps(
+            [thumbnail[0], thumbnail[1], coupling.stats_map()]
         )
-    return coupling, summary
+    else:
+        combiner = FixedBalancer(weights or QUERY_WEIGHTS)
+    skipped = {way for way in QUERY_FREE_WAYS if combiner.weights[way] < NEGLIGIBLE_WEIGHT}
+    if skipped:
+        kept = {way: (0.0 if way in skipped else w) for way, w in combiner.weights.items()}
+        combiner = FixedBalancer(kept)
+    return combiner, skipped
+
+
+@functools.lru_cache(maxsize=2)
+def _adaptive(path):
+    from clusterlens.relevance.adaptive import AdaptiveBalancer
+
+    return AdaptiveBalancer.load(path)
+
+
+def _query_free_ways(context: ImageContext, skipped: set[str], cost: dict[str, Any]) -> np.ndarray:
+    """(2, H, W) information and salience; zeros for skipped ones (never computed)."""
+    height, width = context.rgb.shape[:2]
+    if skipped >= set(QUERY_FREE_WAYS):
+        cost["ways_ms"] = 0.0
+        return np.zeros((len(QUERY_FREE_WAYS), height, width), np.float32)
+    started = time.perf_counter()
+    ways = context.query_free_ways(cost["cached"]).copy()
+    for index, way in enumerate(QUERY_FREE_WAYS):
+        if way in skipped:
+            ways[index] = 0.0
+    cost["ways_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return ways
 
 
 def _clusters_for(
-    strategy: str, rgb: np.ndarray, given: np.ndarray | None, method: str, timings: dict[str, float]
+    strategy: str,
+    context: ImageContext,
+    given: np.ndarray | None,
+    method: str,
+    cost: dict[str, Any],
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Cluster maps for the strategies that use them; fine and grouped for the hierarchy."""
+    """Cluster maps for the strategies that use them; fine and grouped for the hierarchy.
+    Computed maps are kept in the context for the next query."""
     if strategy not in CLUSTER_STRATEGIES:
         return given, None
     from clusterlens.regions import cluster_image  # local: only cluster strategies need it
     from clusterlens.regions.hierarchy import group_clusters
 
     started = time.perf_counter()
+    rgb, count = context.rgb, CLUSTER_STRATEGIES[strategy]
     labels = (
         given
         if given is not None
-        else cluster_image(rgb, method, CLUSTER_STRATEGIES[strategy]).labels
+        else context.clusters(
+            (method, count), lambda: cluster_image(rgb, method, count).labels, cost["cached"]
+        )
     )
     parents = None
     if strategy == "hierarchical-cluster":
-        parents = group_clusters(labels, rgb, max_clusters=PARENT_CLUSTERS).coarse.labels
-    timings["clusters_ms"] = (time.perf_counter() - started) * 1000
+        parents = context.clusters(
+            (method, count, "parents", id(labels) if given is not None else None),
+            lambda: group_clusters(labels, rgb, max_clusters=PARENT_CLUSTERS).coarse.labels,
+            cost["cached"],
+        )
+    cost["clusters_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return labels, parents

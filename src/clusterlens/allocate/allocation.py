@@ -31,6 +31,11 @@ class Allocation:
         tokens_per_patch: tokens a finest cell costs when a uniform grid keeps all.
         query: the query text, if any.
         meta: anything else worth reporting (balancer weights, model, notes).
+        cost: the whole call's cost, filled by ``select_patches``: ``total_ms``,
+            ``encoder_ms`` / ``encoder_gflops`` / ``encoder_pixels`` (every
+            relevance-model call), ``ways_ms``, ``clusters_ms``, ``cached`` (what
+            came from an ``ImageContext``). Reported in ``to_json()["accounting"]``.
+            ``cells_scored`` counts cells a strategy evaluated, not compute.
     """
 
     strategy: str
@@ -46,6 +51,7 @@ class Allocation:
     tokens_per_patch: int = 1
     query: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.levels)
@@ -111,6 +117,7 @@ class Allocation:
                 "tokens_full_grid": self.tokens_full,
                 "token_ratio": round(self.tokens_kept / max(self.tokens_full, 1), 4),
                 "stage_ms": {k: round(v, 3) for k, v in self.stage_ms.items()},
+                **_jsonable(self.cost),
             },
             "meta": _jsonable(self.meta),
         }

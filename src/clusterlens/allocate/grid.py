@@ -77,6 +77,11 @@ class PatchGrid:
         boxes[:, 3] = np.maximum(boxes[:, 3], boxes[:, 1] + 1)
         return np.minimum(boxes, scale)
 
+    def spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Pixel spans of the finest cells: row starts, row ends, column starts, column
+        ends (ends exclusive), as :meth:`cell_means` averages over them."""
+        return (*_spans(self.height, self.rows), *_spans(self.width, self.cols))
+
     def cell_means(self, plane: np.ndarray, levels: int = 1) -> list[np.ndarray]:
         """Mean of an (H, W) map over each cell of levels 0..levels-1, via one integral image.
 

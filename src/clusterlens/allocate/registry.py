@@ -24,6 +24,7 @@ from clusterlens.allocate.budgets import DEFAULT_RANGE, fixed_budgets, variable_
 from clusterlens.allocate.cluster_cascade import cluster_cascade, hierarchical_cluster
 from clusterlens.allocate.foveated import foveated
 from clusterlens.allocate.grid import PatchGrid
+from clusterlens.allocate.lazy_cascade import lazy_cascade
 from clusterlens.allocate.mip_cascade import mip_cascade
 from clusterlens.allocate.quadtree import quadtree
 from clusterlens.allocate.scorer import CellScorer, Combiner
@@ -37,6 +38,7 @@ STRATEGIES: dict[str, Strategy] = {
     "topk": exhaustive_topk,
     "mip-cascade": mip_cascade,
     "bound-cascade": bound_cascade,
+    "lazy-cascade": lazy_cascade,
     "cluster-cascade": cluster_cascade,
     "hierarchical-cluster": hierarchical_cluster,
     "foveated": foveated,
@@ -56,6 +58,7 @@ STRATEGY_OPTIONS: dict[str, frozenset[str]] = {
         {"start_level", "oversample", "halo", "summary", "tie_tolerance", "min_keep"}
     ),
     "bound-cascade": frozenset({"start_level", "tolerance"}),
+    "lazy-cascade": frozenset({"oversample", "halo"}),
     "cluster-cascade": _CLUSTER_OPTIONS | {"min_share"},
     "hierarchical-cluster": _CLUSTER_OPTIONS,
     "foveated": frozenset({"sigma", "cluster_level", "summary"}),
@@ -86,6 +89,7 @@ def allocate(
     token_range: tuple[int, int] = DEFAULT_RANGE,
     query: str | None = None,
     meta: dict[str, Any] | None = None,
+    coupling: Any = None,
     **options: Any,
 ) -> Allocation:
     """Choose which patches to keep, and how many tokens each gets.
@@ -109,6 +113,9 @@ def allocate(
         token_budget: if given, budgets vary with relevance in ``token_range``
             under this total; low-scoring patches that do not fit are dropped.
         query, meta: carried into the result.
+        coupling: a lazy source of the query channel for ``lazy-cascade``
+            (:class:`~clusterlens.allocate.lazy_cascade.CellCoupling`); that channel of
+            ``relevance`` is then ignored.
         **options: strategy options (see each strategy's module).
     """
     if strategy not in STRATEGIES:
@@ -123,6 +130,8 @@ def allocate(
     )
     notes = dict(meta or {})
     kept = _checked_budget(budget, patch_grid.size, notes)
+    if strategy == "lazy-cascade" and coupling is None:
+        notes["lazy_note"] = "no relevance source: the coupling map was computed densely"
     scorer = CellScorer.from_maps(maps, patch_grid, combine, channel_names, known_channels)
     request = Request(
         scorer=scorer,
@@ -132,6 +141,7 @@ def allocate(
         gaze=_checked_gaze(gaze),
         seed=seed,
         options=options,
+        coupling=coupling,
     )
     selection = STRATEGIES[strategy](request) if kept > 0 else _empty()
     budgets, count = _token_budgets(selection, tokens_per_patch, token_budget, token_range)

@@ -26,6 +26,7 @@ class Request:
         gaze: (u, v) in [0, 1], or None.
         seed: for strategies that draw at random.
         options: strategy-specific settings.
+        coupling: a lazy source of the query coupling (see ``lazy_cascade``), or None.
     """
 
     scorer: CellScorer
@@ -35,6 +36,7 @@ class Request:
     gaze: tuple[float, float] | None = None
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    coupling: Any = None
 
 
 @dataclass

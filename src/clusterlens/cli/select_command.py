@@ -12,13 +12,20 @@ import typer
 
 from clusterlens.allocate import list_strategies
 from clusterlens.cli._common import console, parse_options, parse_point, user_errors
+from clusterlens.context import ImageContext
 from clusterlens.pipeline import select_patches
 from clusterlens.viz import save_allocation_picture
 
 
 def select_command(
     image: Path = typer.Argument(..., help="Image file."),
-    query: str = typer.Option("", "--query", "-q", help="What to look for ('' = no query)."),
+    query: list[str] | None = typer.Option(
+        None,
+        "--query",
+        "-q",
+        help="What to look for ('' = no query). Repeat it to ask several questions of one "
+        "image: the query-free work (decoding, model passes, ways, clusters) is done once.",
+    ),
     strategy: str = typer.Option(
         "cluster-cascade", "--strategy", "-s", help=f"One of: {', '.join(list_strategies())}."
     ),
@@ -45,32 +52,41 @@ def select_command(
     ),
 ) -> None:
     """Choose the patches of IMAGE that matter for --query; write a picture and JSON."""
-    result = select_patches(
-        image,
-        query,
-        strategy,
-        budget,
-        model=model,
-        grid=grid,
-        gaze=parse_point(gaze, "--gaze"),
-        token_budget=token_budget,
-        balancer=balancer,
-        seed=seed,
-        **parse_options(option, "--option"),
-    )
+    queries = query or [""]
+    context = ImageContext.of(image)
+    for index, text in enumerate(queries):
+        result = select_patches(
+            context,
+            text,
+            strategy,
+            budget,
+            model=model,
+            grid=grid,
+            gaze=parse_point(gaze, "--gaze"),
+            token_budget=token_budget,
+            balancer=balancer,
+            seed=seed,
+            **parse_options(option, "--option"),
+        )
+        stem = f"{image.stem}_{strategy}" + (f"_q{index + 1}" if len(queries) > 1 else "")
+        json_path = json_file if json_file and len(queries) == 1 else None
+        if json_file and len(queries) > 1:
+            json_path = json_file.with_name(f"{json_file.stem}_q{index + 1}{json_file.suffix}")
+        _report(image, text, result, out / f"{stem}.png", json_path or out / f"{stem}.json")
+
+
+def _report(image: Path, query: str, result, picture_path: Path, json_path: Path) -> None:
     allocation = result.allocation
-    stem = f"{image.stem}_{strategy}"
-    picture = save_allocation_picture(
-        result.image, allocation, result.relevance, out / f"{stem}.png"
-    )
-    written = [picture, allocation.save_json(json_file or out / f"{stem}.json")]
+    picture = save_allocation_picture(result.image, allocation, result.relevance, picture_path)
+    written = [picture, allocation.save_json(json_path)]
     report = allocation.to_json()["accounting"]
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")
+    cached = f", reused {', '.join(report['cached'])}" if report.get("cached") else ""
     console.print(
-        f"{image.name}: kept {report['patches_kept']}/{report['finest_cells']} patches, "
-        f"scored {report['cells_scored']} ({report['scored_fraction']:.0%}), "
-        f"tokens {report['tokens_kept']} vs {report['tokens_full_grid']} full"
+        f"{image.name} {query!r}: kept {report['patches_kept']}/{report['finest_cells']} "
+        f"patches, tokens {report['tokens_kept']} vs {report['tokens_full_grid']} full; "
+        f"{report['total_ms']:.0f} ms, model {report['encoder_gflops']:.2f} GFLOPs{cached}"
     )
     for path in written:
         console.print(f"  wrote {path}")

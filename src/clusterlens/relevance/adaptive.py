@@ -40,6 +40,13 @@ def context_of(ways: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.cat([maps.mean(1), maps.std(1, unbiased=False), maps.amax(1)])
 
 
+def context_from_maps(maps: list[np.ndarray]) -> torch.Tensor:
+    """:func:`context_of` for ways given at different resolutions (one map per way)."""
+    flat = [torch.as_tensor(np.asarray(m), dtype=torch.float32).reshape(-1) for m in maps]
+    stats = [torch.stack([m.mean(), m.std(unbiased=False), m.amax()]) for m in flat]
+    return torch.stack(stats, dim=1).reshape(-1)
+
+
 class AdaptiveBalancer(nn.Module):
     """context (9,) -> softmax weights (3,) over information, salience, coupling."""
 
@@ -56,6 +63,13 @@ class AdaptiveBalancer(nn.Module):
     def for_image(self, ways: np.ndarray) -> FixedBalancer:
         """The weights this image gets, frozen into a balancer that reports them."""
         weights = self(context_of(ways)).tolist()
+        return FixedBalancer(dict(zip(WAYS, weights, strict=True)))
+
+    @torch.no_grad()
+    def for_maps(self, maps: list[np.ndarray]) -> FixedBalancer:
+        """Like :meth:`for_image`, with each way's map at its own resolution (e.g.
+        information and salience of a thumbnail, coupling of a coarse pass)."""
+        weights = self(context_from_maps(maps)).tolist()
         return FixedBalancer(dict(zip(WAYS, weights, strict=True)))
 
     def save(self, path: str | Path) -> Path:

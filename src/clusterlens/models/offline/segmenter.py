@@ -26,7 +26,8 @@ import torch
 
 from clusterlens.image import ImageInput, load_image
 from clusterlens.models._registry import ModelNotFoundError, UnknownModelError
-from clusterlens.models.offline._inference import predict_logits
+from clusterlens.models.offline._data import MEAN, STD
+from clusterlens.models.offline._inference import predict_logits, working_size
 from clusterlens.models.offline._unet import UNet
 from clusterlens.models.text import QueryMatch, QueryMatcher
 
@@ -101,6 +102,41 @@ class CamVidSegmenter:
         rgb = load_image(image)
         logits = predict_logits(self.network, rgb, self.scale, self.flip, self.stride)
         return torch.softmax(logits, dim=0).numpy()
+
+    def working_input(
+        self, rgb: npt.NDArray[np.float32], scale: float | None = None
+    ) -> torch.Tensor:
+        """The normalised ``(1, 3, h, w)`` batch the network sees for ``rgb`` at ``scale``
+        (default: the shipped one), resized exactly as :meth:`predict_proba` resizes it.
+
+        With :meth:`forward_probabilities` this is the lazy-evaluation interface
+        (``clusterlens.relevance.source``): a caller may run the network on windows
+        of this batch instead of the whole of it.
+        """
+        import cv2  # local: keeps importing the registry light
+
+        height, width = rgb.shape[:2]
+        work_h, work_w = working_size(
+            height, width, self.scale if scale is None else scale, self.stride
+        )
+        shrinking = work_h * work_w < height * width
+        resized = cv2.resize(
+            rgb, (work_w, work_h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        )
+        normalized = (resized - MEAN) / STD
+        return torch.from_numpy(np.ascontiguousarray(normalized.transpose(2, 0, 1)))[None]
+
+    @torch.no_grad()
+    def forward_probabilities(self, batch: torch.Tensor, flip: bool | None = None) -> torch.Tensor:
+        """Class probabilities ``(N, K, h, w)`` of a normalised batch at its own size, with
+        the shipped flip test-time augmentation unless ``flip`` says otherwise."""
+        flip = self.flip if flip is None else flip
+        inputs = torch.cat([batch, batch.flip(-1)]) if flip else batch
+        logits = self.network(inputs.contiguous(memory_format=torch.channels_last)).float()
+        if flip:
+            count = len(batch)
+            logits = (logits[:count] + logits[count:].flip(-1)) / 2
+        return torch.softmax(logits, dim=1)
 
     def predict(self, image: ImageInput) -> npt.NDArray[np.int64]:
         """Most likely class index per pixel, ``(H, W)``."""
