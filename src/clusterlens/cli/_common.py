@@ -6,8 +6,9 @@ import json
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -15,6 +16,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 console = Console(stderr=True)
 Command = TypeVar("Command", bound=Callable[..., Any])
+
+#: Longer side images are decoded at by default: a 12000x9000 photo at full size needs
+#: several GB of float pixels (and more for textures); 1024 is also select's default.
+DEFAULT_MAX_SIDE = 1024
+MaxSideOption = Annotated[
+    int,
+    typer.Option(
+        "--max-side",
+        help="Decode larger images with this longer side (JPEGs at reduced size); 0: full size.",
+    ),
+]
 
 
 def user_errors(command: Command) -> Command:
@@ -32,6 +44,36 @@ def user_errors(command: Command) -> Command:
             raise typer.Exit(code=2) from err
 
     return run  # type: ignore[return-value]
+
+
+def load_bounded(
+    image: Any, max_side: int, name: str | None = None
+) -> tuple[np.ndarray, str | None]:
+    """Load ``image`` (a path, or any input load_image takes) with its longer side at most
+    ``max_side`` (0: full size).
+
+    Returns the pixels and, when the image was reduced, a note saying from what size to
+    what size, which the command prints (outputs are at the reduced size).
+    """
+    from clusterlens.image import image_size, load_image
+
+    if max_side < 0:
+        raise ValueError(f"--max-side must be 0 (full size) or a positive side, got {max_side}")
+    height, width = image_size(image)  # a file's header only: no pixels decoded yet
+    rgb = load_image(image, max_side=max_side or None)
+    if rgb.shape[:2] == (height, width):
+        return rgb, None
+    note = (
+        f"{name or Path(image).name} is {width}x{height}; processed at "
+        f"{rgb.shape[1]}x{rgb.shape[0]} (--max-side {max_side}; --max-side 0 keeps the full size)"
+    )
+    return rgb, note
+
+
+def print_notes(notes: list[str]) -> None:
+    """Print each note on its own line of stderr (unwrapped, so scripts can grep it)."""
+    for note in notes:
+        console.print(f"note: {escape(note)}", soft_wrap=True)
 
 
 def parse_point(text: str | None, option: str) -> tuple[float, float] | None:

@@ -22,10 +22,15 @@ from rich.console import Console
 from rich.table import Table
 from skimage.segmentation import mark_boundaries
 
-from clusterlens.cli._common import bench_progress, write_rows
+from clusterlens.cli._common import (
+    DEFAULT_MAX_SIDE,
+    MaxSideOption,
+    bench_progress,
+    load_bounded,
+    write_rows,
+)
 from clusterlens.evaluate.bsds import bsds_ids, iter_bsds
 from clusterlens.evaluate.superpixel import variance_summary
-from clusterlens.image import load_image
 from clusterlens.regions import cluster_image, list_methods
 from clusterlens.regions.benchmark import ROW_KEYS, benchmark_methods
 
@@ -43,10 +48,13 @@ def clusters(
     out: Annotated[Path, typer.Option("--out", help="Folder for the overlay PNG and JSON.")],
     method: Annotated[str, typer.Option("--method", help="Region method (see list).")] = "fast",
     segments: Annotated[int, typer.Option("--segments", help="Target number of regions.")] = 300,
+    max_side: MaxSideOption = DEFAULT_MAX_SIDE,
 ) -> None:
     """Cluster IMAGE into regions; write a boundary overlay PNG and JSON statistics."""
     console = Console()
-    rgb = _load_or_exit(image)
+    rgb, note = _load_or_exit(image, max_side)
+    if note:
+        console.print(f"note: {note}", soft_wrap=True, markup=False)
     cmap = _cluster_or_exit(rgb, method, segments)
     out.mkdir(parents=True, exist_ok=True)
     overlay_path = out / f"{image.stem}_clusters.png"
@@ -55,6 +63,8 @@ def clusters(
     stats = {
         "image": str(image),
         "method": method,
+        "size": list(rgb.shape[:2]),  # the label map's size: the image's after --max-side
+        "notes": [note] if note else [],
         "n_segments": cmap.meta["n_segments"],
         "n_clusters": cmap.n_clusters,
         "ms": round(cmap.meta["seconds"] * 1000, 2),
@@ -118,9 +128,13 @@ def _table(rows: list[dict], title: str) -> Table:
     return table
 
 
-def _load_or_exit(path: Path) -> np.ndarray:
+def _load_or_exit(path: Path, max_side: int) -> tuple[np.ndarray, str | None]:
+    if max_side < 0:
+        raise typer.BadParameter(
+            f"must be 0 (full size) or a positive side, got {max_side}", param_hint="--max-side"
+        )
     try:
-        return load_image(path)
+        return load_bounded(path, max_side)
     except (FileNotFoundError, ValueError) as err:
         raise typer.BadParameter(str(err), param_hint="IMAGE") from err
 

@@ -14,9 +14,16 @@ from typing import Any
 
 import typer
 
-from clusterlens.cli._common import console, print_json, user_errors
+from clusterlens.cli._common import (
+    MaxSideOption,
+    console,
+    load_bounded,
+    print_json,
+    print_notes,
+    user_errors,
+)
+from clusterlens.cli.segment import SEGMENT_MAX_SIDE
 from clusterlens.cli.texture import write_texture_outputs
-from clusterlens.image import load_image
 
 SAMPLE = "camera"  # scikit-image's "cameraman" (512x512, outdoors: sky, ground, a person)
 QUERIES = ("the sky", "the road")
@@ -73,16 +80,22 @@ def segment_outputs(image: Any, name: str, out: Path) -> dict[str, Any]:
 def demo_command(
     out: Path = typer.Option(Path("outputs/demo"), "--out", "-o", help="Output folder."),
     image: Path | None = typer.Option(None, help="Use this image instead of the bundled sample."),
+    # segment's bound, because the segmentation stage runs on the same pixels
+    max_side: MaxSideOption = SEGMENT_MAX_SIDE,
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Run the main job on the bundled sample image and write its pictures."""
     name = image.stem if image else SAMPLE
-    pixels = load_image(image) if image else load_image(sample_image())
+    pixels, note = load_bounded(image or sample_image(), max_side, None if image else SAMPLE)
+    notes = [note] if note else []
+    print_notes(notes)  # every stage below works on the reduced image
     texture = write_texture_outputs(image, pixels, "mvp13", out, f"{name}_mvp13")
     selections = [select_outputs(pixels, name, query, out) for query in QUERIES]
     segmentation = segment_outputs(pixels, name, out)
     if as_json:
-        print_json({"texture": texture, "select": selections, "segment": segmentation})
+        print_json(
+            {"notes": notes, "texture": texture, "select": selections, "segment": segmentation}
+        )
         return
     console.print(
         f"[bold]texture[/]: {len(texture['channels'])} channels, {len(texture['levels'])} "

@@ -11,8 +11,16 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from clusterlens.cli._common import console, parse_point, print_json, user_errors
-from clusterlens.image import load_image
+from clusterlens.cli._common import (
+    DEFAULT_MAX_SIDE,
+    MaxSideOption,
+    console,
+    load_bounded,
+    parse_point,
+    print_json,
+    print_notes,
+    user_errors,
+)
 from clusterlens.texture import (
     PRESETS,
     MipPyramid,
@@ -69,26 +77,28 @@ def texture_command(
     ),
     out: Path = typer.Option(Path("outputs/texture"), "--out", "-o", help="Output folder."),
     min_side: int = typer.Option(8, help="Smallest pyramid side, in pixels."),
-    max_side: int | None = typer.Option(None, help="Downscale larger images to this side first."),
+    max_side: MaxSideOption = DEFAULT_MAX_SIDE,
     fixation: str | None = typer.Option(None, help="Fixation point 'X,Y' (0..1) for eccentricity."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Compute texture channels and their mip pyramid; write a contact sheet PNG and an .npz."""
     if preset not in PRESETS:
         resolve_channels(c.strip() for c in preset.split(","))  # fail early, clearly
-    rgb = load_image(image, max_side=max_side)
+    rgb, note = load_bounded(image, max_side)
     summary = write_texture_outputs(
         image, rgb, preset, out, image.stem, min_side, parse_point(fixation, "--fixation")
     )
+    summary["notes"] = [note] if note else []
+    print_notes(summary["notes"])  # stderr: also seen when --json feeds a script
     if as_json:
         print_json(summary)
-    else:
-        console.print(
-            f"{image.name}: {len(summary['channels'])} channels, {len(summary['levels'])} levels "
-            f"in {summary['seconds'] * 1000:.0f} ms"
-        )
-        for path in summary["wrote"]:
-            console.print(f"  wrote {path}")
+        return
+    console.print(
+        f"{image.name}: {len(summary['channels'])} channels, {len(summary['levels'])} levels "
+        f"in {summary['seconds'] * 1000:.0f} ms"
+    )
+    for path in summary["wrote"]:
+        console.print(f"  wrote {path}")
 
 
 def channels_command() -> None:
