@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,3 +204,127 @@ def test_one_image_the_model_cannot_take_does_not_sink_its_batch(tmp_path, shape
     assert failures == [(str(paths[1]), "extract", "RuntimeError: cannot take image 2")]
     records, failures = process_tasks(_PickyExtractor(), tasks[1:2])
     assert records == [] and failures[0][1] == "extract"
+
+
+def _copy_data(shapes_dir, tmp_path, count):
+    """The first ``count`` shapes with their labels, in a folder of their own."""
+    data = tmp_path / "data"
+    for sub, suffix in (("images", ".png"), ("labels", ".txt")):
+        (data / sub).mkdir(parents=True)
+        for index in range(count):
+            name = f"shape_{index:03d}{suffix}"
+            shutil.copy2(shapes_dir / sub / name, data / sub / name)
+    return data
+
+
+def test_nan_label_line_is_a_failure_like_any_malformed_line(shapes_dir, tmp_path):
+    data = _copy_data(shapes_dir, tmp_path, 3)
+    (data / "labels" / "shape_001.txt").write_text("0 nan 0.5 0.2 0.2\n")
+    report = build_catalog(data, YOLO, tmp_path / "c.db", progress=False, **YOLO_SETTINGS)
+    assert (report.processed, report.failures) == (2, 1)
+    store = CatalogStore(tmp_path / "c.db")
+    failures = store.query("SELECT path, stage, error FROM failures")
+    assert [(Path(p).name, stage) for p, stage, _ in failures] == [("shape_001.png", "labels")]
+    assert "finite" in failures[0][2] and store.counts()["losses"] == 2
+
+
+def _rows_of(db, name):
+    store = CatalogStore(db)
+    try:
+        return store.query(
+            "SELECT i.id, i.sha256, e.model, e.vector FROM images i "
+            "JOIN embeddings e ON e.image_id = i.id WHERE i.path LIKE ? ORDER BY e.model",
+            (f"%{name}",),
+        )
+    finally:
+        store.close()
+
+
+def test_a_changed_image_is_re_extracted_for_every_model(shapes_dir, tmp_path):
+    data = _copy_data(shapes_dir, tmp_path, 3)
+    db = tmp_path / "c.db"
+    for model in ("open_clip:tiny", "hf:tiny-clip"):
+        build_catalog(data, model, db, progress=False)
+    target = data / "images" / "shape_000.png"
+    before = _rows_of(db, target.name)
+    shutil.copy(shapes_dir / "images" / "shape_005.png", target)  # new pixels, same path
+    again = build_catalog(data, "open_clip:tiny", db, progress=False)
+    assert (again.processed, again.already_done) == (1, 2)
+    after = _rows_of(db, target.name)
+    # the other model's stale rows went with the old content: it re-extracts too
+    assert [row[2] for row in after] == ["open_clip:tiny"]
+    assert after[0][1] != before[0][1] and after[0][3] != before[0][3]
+    assert build_catalog(data, "hf:tiny-clip", db, progress=False).processed == 1
+    assert validate_catalog(db).ok
+
+
+def test_a_touched_but_identical_image_keeps_its_rows(shapes_dir, tmp_path):
+    data = _copy_data(shapes_dir, tmp_path, 2)
+    db = tmp_path / "c.db"
+    build_catalog(data, "open_clip:tiny", db, progress=False)
+    target = data / "images" / "shape_001.png"
+    before = _rows_of(db, target.name)
+    os.utime(target, ns=(1, 1))  # new mtime, same bytes (a copy, a checkout)
+    assert build_catalog(data, "open_clip:tiny", db, progress=False).processed == 0
+    assert _rows_of(db, target.name) == before
+    store = CatalogStore(db)
+    assert store.changed_files(store.image_ids([target]).values()) == []  # stats refreshed
+
+
+class _SlowExtractor:
+    """Stands for a real model: 50 ms per image, and records what it extracted."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def extract(self, images, labels, image_ids):
+        time.sleep(0.05 * len(images))
+        self.seen.extend(image_ids)
+        return [ImageRecord(i, np.ones(4, np.float32)) for i in image_ids]
+
+
+def test_two_builds_of_one_model_at_once_share_the_work(shapes_dir, tmp_path, monkeypatch):
+    import threading
+
+    from clusterlens.catalog import extractors
+
+    made: list[_SlowExtractor] = []
+
+    def make(*args, **kwargs):
+        made.append(_SlowExtractor())
+        return made[-1]
+
+    monkeypatch.setattr(extractors, "make_extractor", make)
+    db = tmp_path / "c.db"
+    CatalogStore(db).close()  # both builds find the catalog made
+    reports = []
+
+    def build():
+        reports.append(build_catalog(shapes_dir, "open_clip:tiny", db, batch=2, progress=False))
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join(timeout=60)
+    extracted = sorted(i for extractor in made for i in extractor.seen)
+    # both worked (they overlapped), on each image once, give or take the batch each
+    # had in hand when they met -- not 2 x 12 as when both went through every image
+    assert all(extractor.seen for extractor in made) and set(extracted) == set(range(1, 13))
+    assert len(extracted) <= 12 + 2 * 2
+    for report in reports:
+        assert report.processed + report.already_done + report.done_elsewhere == 12
+    assert _embedded(db, "open_clip:tiny") == 12 and validate_catalog(db).ok
+
+
+def test_cuda_without_a_gpu_is_refused_before_the_store_is_touched(shapes_dir, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        build_catalog(shapes_dir, YOLO, tmp_path / "c.db", device="cuda", progress=False)
+    with pytest.raises(ValueError, match="--device must be"):
+        build_catalog(shapes_dir, YOLO, tmp_path / "c.db", device="gpu0", progress=False)
+    assert not (tmp_path / "c.db").exists()

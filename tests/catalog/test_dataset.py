@@ -49,6 +49,8 @@ def test_missing_label_file_means_no_objects_and_no_dir_means_unlabelled(tmp_pat
         ("0 0.5 0.5 0.2", "expected"),
         ("a 0.5 0.5 0.2 0.2", "not numbers"),
         ("0 0.5 0.5 1.9 0.2", "0..1"),
+        ("0 nan 0.5 0.2 0.2", "finite"),
+        ("1 0.1 0.1 0.5 inf 0.9 0.9", "finite"),
     ],
 )
 def test_malformed_labels_name_file_and_line(tmp_path, line, message):

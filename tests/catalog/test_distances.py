@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,7 @@ import pytest
 from clusterlens.catalog import build_catalog, compute_distances, validate_catalog
 from clusterlens.catalog.dataset import read_labels
 from clusterlens.catalog.distances import neighbour_lists, parse_pairs
-from clusterlens.catalog.store import CatalogStore
+from clusterlens.catalog.store import CatalogError, CatalogStore
 
 YOLO = "yolo:yolov8n-seg.yaml"
 SETTINGS = {"imgsz": 64, "conf": 0.0, "max_det": 5}
@@ -158,3 +159,17 @@ def test_distances_need_a_yolo_build(shapes_dir, tmp_path):
         compute_distances(db, mode="fast", progress=False)
     with pytest.raises(ValueError, match="--batch"):
         compute_distances(db, batch=0, progress=False)
+
+
+def test_distances_refuse_images_changed_since_extraction(shapes_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(shapes_dir, data)
+    db = tmp_path / "c.db"
+    build_catalog(data, YOLO, db, batch=6, progress=False, **SETTINGS)
+    shutil.copy(data / "images" / "shape_004.png", data / "images" / "shape_003.png")
+    before = db.read_bytes()
+    with pytest.raises(CatalogError, match=r"1 images changed .*shape_003\.png.*catalog build"):
+        compute_distances(db, pairs="knn:1", progress=False)
+    assert db.read_bytes() == before
+    build_catalog(data, YOLO, db, batch=6, progress=False, **SETTINGS)  # re-extracts it
+    assert compute_distances(db, pairs="knn:1", progress=False).pairs_computed == 12

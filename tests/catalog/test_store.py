@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from clusterlens.catalog.store import (
+    APPLICATION_ID,
     MIGRATIONS,
     SCHEMA_VERSION,
     CatalogError,
@@ -16,6 +17,7 @@ from clusterlens.catalog.store import (
     array_to_blob,
     blob_to_array,
 )
+from clusterlens.catalog.synthetic import damage_table
 
 
 def _store_with_image(tmp_path):
@@ -93,3 +95,123 @@ def test_failed_transaction_leaves_nothing(tmp_path):
     with pytest.raises(sqlite3.IntegrityError):
         store.write_batch("m", run, [good, bad])
     assert store.counts()["embeddings"] == 0
+
+
+def _foreign(path):
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE notes (text TEXT)")
+    connection.execute("INSERT INTO notes VALUES ('mine')")
+    connection.commit()
+    connection.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "options", [{"readonly": True}, {"create": False}, {}], ids=["read", "write", "create"]
+)
+def test_another_applications_file_is_refused_and_left_untouched(tmp_path, options):
+    before = _foreign(tmp_path / "theirs.db")
+    with pytest.raises(CatalogError, match="not a clusterlens catalog .*tables: notes"):
+        CatalogStore(tmp_path / "theirs.db", **options)
+    assert (tmp_path / "theirs.db").read_bytes() == before
+
+
+def test_empty_file_is_refused_unless_a_build_creates_the_catalog(tmp_path):
+    path = tmp_path / "empty.db"
+    path.touch()
+    for options in ({"readonly": True}, {"create": False}):
+        with pytest.raises(CatalogError, match="is empty, not a clusterlens catalog"):
+            CatalogStore(path, **options)
+    assert path.stat().st_size == 0
+    (tmp_path / "junk.db").write_bytes(b"plain text, no SQLite header" * 10)
+    with pytest.raises(CatalogError, match="not an SQLite file"):
+        CatalogStore(tmp_path / "junk.db", readonly=True)
+    store = CatalogStore(path)  # a write command may make a 0-byte file a catalog
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.query("PRAGMA application_id")[0][0] == APPLICATION_ID
+
+
+def _version_2(path):
+    connection = sqlite3.connect(path)
+    connection.executescript(";".join(MIGRATIONS[:2]) + "; PRAGMA user_version = 2;")
+    connection.close()
+    return path.read_bytes()
+
+
+def test_read_only_open_never_migrates_and_names_the_upgrade(tmp_path):
+    path = tmp_path / "old.db"
+    before = _version_2(path)
+    with pytest.raises(CatalogError, match="older than .*catalog migrate --db"):
+        CatalogStore(path, readonly=True)
+    with CatalogStore(path, readonly=True, check_version=False) as store:
+        assert store.schema_version() == 2
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store.connection.execute("CREATE TABLE x (y)")
+    assert path.read_bytes() == before
+    CatalogStore(path).close()  # a write command migrates it
+    with CatalogStore(path, readonly=True) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert {"size", "mtime_ns"} <= {row[1] for row in store.query("PRAGMA table_info(images)")}
+
+
+def test_old_catalog_without_application_id_is_still_recognised(tmp_path):
+    path = tmp_path / "old.db"
+    _version_2(path)
+    with sqlite3.connect(path) as connection:
+        connection.execute("DROP TABLE clusters")  # damaged, but still ours
+    store = CatalogStore(path)
+    assert store.query("PRAGMA application_id")[0][0] == APPLICATION_ID
+
+
+def test_damaged_file_is_refused_before_anything_is_written(tmp_path):
+    store, image_id = _store_with_image(tmp_path)
+    run = store.start_run("m", "embedding", {}, {})
+    store.write_batch("m", run, [ImageRecord(image_id, np.ones(3, np.float32))])
+    store.close()
+    path = tmp_path / "c.db"
+    damage_table(path)
+    before = path.read_bytes()
+    with pytest.raises(CatalogError, match="is damaged .*nothing was written"):
+        CatalogStore(path, create=False)
+    assert path.read_bytes() == before
+    with CatalogStore(path, readonly=True) as store, pytest.raises(CatalogError, match="damaged"):
+        with store:  # damage met mid-query becomes the same one-line error
+            store.query("SELECT * FROM embeddings")
+
+
+def test_paths_that_cannot_be_a_catalog(tmp_path):
+    with pytest.raises(ValueError, match="is a folder"):
+        CatalogStore(tmp_path)
+    (tmp_path / "file").touch()
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        CatalogStore(tmp_path / "file" / "sub" / "c.db")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        CatalogStore(tmp_path / "missing.db", readonly=True)
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_replacing_a_changed_image_drops_every_models_rows_of_it(tmp_path):
+    store, image_id = _store_with_image(tmp_path)
+    other = tmp_path / "b.png"
+    store.register_images([(other, 4, 4, "cd" * 32, None)])
+    other_id = store.image_ids([other])[str(other)]
+    for model in ("m1", "m2"):
+        store.write_batch(
+            model,
+            store.start_run(model, "embedding", {}, {}),
+            [ImageRecord(i, np.ones(2, np.float32)) for i in (image_id, other_id)],
+        )
+    with store.transaction() as connection:
+        connection.execute(
+            "INSERT INTO distances VALUES ('m1', ?, ?, 'box', 1.0)", (other_id, image_id)
+        )
+    store.replace_images([(tmp_path / "a.png", 12, 9, "ef" * 32, None, 100, 5)])
+    new_id = store.image_ids([tmp_path / "a.png"])[str(tmp_path / "a.png")]
+    assert new_id != image_id
+    assert store.query("SELECT image_id, model FROM embeddings ORDER BY model") == [
+        (other_id, "m1"), (other_id, "m2")
+    ]  # fmt: skip
+    assert store.counts()["distances"] == 0
+    assert store.query("SELECT width, sha256, size FROM images WHERE id = ?", (new_id,)) == [
+        (12, "ef" * 32, 100)
+    ]

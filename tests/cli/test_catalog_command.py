@@ -9,6 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from clusterlens.catalog.store import MIGRATIONS
 from clusterlens.catalog.synthetic import make_shapes_dataset
 from clusterlens.cli.catalog import register
 
@@ -132,6 +133,12 @@ def test_validate_exits_non_zero_with_a_report(app, tmp_path):
         (["catalog", "show", "--db", "missing.db"], "does not exist"),
         (["catalog", "export", "--db", "missing.db", "--parquet", "out"], "does not exist"),
         (["catalog", "distances", "--db", "missing.db", "--pairs", "knn:0"], "'all' or 'knn:K'"),
+        (["catalog", "migrate", "--db", "missing.db"], "does not exist"),
+        (["catalog", "show", "--db", "DATA"], "is a folder"),
+        (
+            ["catalog", "build", "DATA", "--model", YOLO, "--db", "DATA/images/shape_000.png/c.db"],
+            "is a file, not a folder",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_a_message(app, tmp_path, monkeypatch, args, message):
@@ -140,3 +147,22 @@ def test_bad_input_exits_2_with_a_message(app, tmp_path, monkeypatch, args, mess
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_old_catalog_is_refused_by_show_until_migrated(app, tmp_path):
+    db = tmp_path / "old.db"
+    connection = sqlite3.connect(db)
+    connection.executescript(";".join(MIGRATIONS[:2]) + "; PRAGMA user_version = 2;")
+    connection.close()
+    before = db.read_bytes()
+    shown = runner.invoke(app, ["catalog", "show", "--db", str(db)])
+    assert shown.exit_code == 1 and "catalog migrate --db" in shown.output
+    assert len(shown.output.strip().splitlines()) == 1 and db.read_bytes() == before
+    migrated = runner.invoke(app, ["catalog", "migrate", "--db", str(db)])
+    assert migrated.exit_code == 0 and "schema v2 -> v3" in migrated.output
+    assert (
+        _json(runner.invoke(app, ["catalog", "show", "--db", str(db), "--json"]))["schema_version"]
+        == 3
+    )
+    again = runner.invoke(app, ["catalog", "migrate", "--db", str(db), "--json"])
+    assert json.loads(again.stdout) == {"path": str(db), "from": 3, "to": 3}

@@ -66,3 +66,27 @@ def _draw(image, class_id, colour, cx, cy, rx, ry, width, height) -> str:
     cv2.fillPoly(image, [np.round(points).astype(np.int32)], colour)
     normalised = (points / [width, height]).clip(0, 1).ravel()
     return f"{class_id} " + " ".join(f"{value:.6f}" for value in normalised)
+
+
+def damage_table(db: str | Path, table: str = "embeddings") -> None:
+    """Overwrite the root page of ``table`` in the SQLite file ``db`` with garbage.
+
+    The file header stays valid, so SQLite opens the file and fails only when it reads
+    that page ("database disk image is malformed", or a ``PRAGMA quick_check`` error):
+    the damage a disk or a copy interrupted mid-page leaves. For tests of error paths.
+    """
+    import sqlite3
+
+    connection = sqlite3.connect(db)
+    try:
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        found = connection.execute(
+            "SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+    finally:
+        connection.close()
+    if found is None:
+        raise ValueError(f"{db} has no table {table!r} to damage")
+    with open(db, "r+b") as handle:
+        handle.seek((found[0] - 1) * page_size)
+        handle.write(b"\xab" * page_size)

@@ -60,6 +60,11 @@ def catalog_errors(command: Command) -> Command:
     return run  # type: ignore[return-value]
 
 
+def _say(text: str) -> None:
+    """A summary line on stderr, never wrapped (scripts grep it; paths can be long)."""
+    console.print(text, soft_wrap=True)
+
+
 def _fail(message: object, code: int) -> None:
     # soft_wrap: the message stays one line whatever the terminal width
     console.print(f"[bold red]error:[/] {escape(str(message))}", soft_wrap=True)
@@ -119,7 +124,7 @@ def build(
     elsewhere = (
         f", {report.done_elsewhere} by another build running" if report.done_elsewhere else ""
     )
-    console.print(
+    _say(
         f"{report.model}: {report.processed} images extracted, {report.already_done} already done"
         f"{elsewhere}, {report.failures} failures ({report.images_found} found) -> {db}"
     )
@@ -146,7 +151,7 @@ def distances(
     if as_json:
         print_json(report.as_dict())
         return
-    console.print(
+    _say(
         f"{report.model}: {report.pairs_computed} pairs computed of {report.pairs_total} "
         f"({report.pairs}, {report.images} images) in {report.seconds:.1f} s"
     )
@@ -174,7 +179,7 @@ def cluster(
     if as_json:
         print_json(result)
         return
-    console.print(f"{result['method']} on {result['model']}, k={k}: sizes {result['sizes']}")
+    _say(f"{result['method']} on {result['model']}, k={k}: sizes {result['sizes']}")
 
 
 @catalog_app.command("show")
@@ -224,7 +229,7 @@ def export(
     if as_json:
         print_json({"parquet": str(parquet), "rows": counts})
         return
-    console.print(f"wrote {len(counts)} tables ({sum(counts.values())} rows) to {parquet}")
+    _say(f"wrote {len(counts)} tables ({sum(counts.values())} rows) to {parquet}")
 
 
 @catalog_app.command("validate")
@@ -239,14 +244,12 @@ def validate(
     if as_json:
         print_json(report.as_dict())
     elif report.ok:
-        console.print(
+        _say(
             f"[green]valid[/]: {escape(str(file))} ({len(report.checks)} checks: "
             f"{', '.join(report.checks)})"
         )
     else:
-        console.print(
-            f"[bold red]invalid[/]: {escape(str(file))} -- {len(report.problems)} problems"
-        )
+        _say(f"[bold red]invalid[/]: {escape(str(file))} -- {len(report.problems)} problems")
         for problem in report.problems:  # soft_wrap: one line per problem, for grep
             console.print(f"  - {escape(problem)}", soft_wrap=True)
     if not report.ok:
@@ -265,6 +268,6 @@ def migrate(db: DbOption, as_json: JsonOption = False) -> None:
         print_json({"path": str(db), "from": before, "to": SCHEMA_VERSION})
         return
     if before == SCHEMA_VERSION:
-        console.print(f"{db}: already at schema v{SCHEMA_VERSION}")
+        _say(f"{db}: already at schema v{SCHEMA_VERSION}")
     else:
-        console.print(f"{db}: schema v{before} -> v{SCHEMA_VERSION}")
+        _say(f"{db}: schema v{before} -> v{SCHEMA_VERSION}")
