@@ -9,11 +9,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml
+# Every extra that has tests: sam (segment-anything, sam2) runs on CPU with torch as
+# pinned above. SAM2_BUILD_CUDA=0: sam2's optional CUDA kernel (mask hole filling, which
+# it skips with a warning when absent) is not compiled at install time.
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[dev,catalog,flow]"
+	SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install --quiet -e ".[dev,catalog,flow,sam]" $(TORCH_SPEC)
 	touch $(STAMP)
 
 demo: $(STAMP)

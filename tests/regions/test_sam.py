@@ -9,6 +9,10 @@ import torch
 from clusterlens.regions import cluster_image
 from clusterlens.regions.sam import CheckpointNotFoundError, load_sam, load_sam2
 
+# `make test` installs the sam extra (segment-anything and sam2 from PyPI, CPU is enough);
+# a skip means this environment was installed without it.
+NOT_INSTALLED = "{} is not installed: pip install -e '.[sam]' (make test installs it)"
+
 SMALL_GENERATOR = {
     "points_per_side": 2,
     "pred_iou_thresh": 0.0,
@@ -19,7 +23,9 @@ SMALL_GENERATOR = {
 
 
 def tiny_sam():
-    modeling = pytest.importorskip("segment_anything.modeling")
+    modeling = pytest.importorskip(
+        "segment_anything.modeling", reason=NOT_INSTALLED.format("segment-anything")
+    )
     torch.manual_seed(0)
     size, patch = 64, 16
     return modeling.Sam(
@@ -45,7 +51,7 @@ def tiny_sam():
 
 
 def tiny_sam2():
-    build = pytest.importorskip("sam2.build_sam")
+    build = pytest.importorskip("sam2.build_sam", reason=NOT_INSTALLED.format("sam2"))
     torch.manual_seed(0)
     # The real Hiera-tiny config shrunk by overrides (the image size stays 1024: the
     # predictor assumes it).
