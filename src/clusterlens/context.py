@@ -20,17 +20,22 @@ pixels' hash for arrays).
 
 from __future__ import annotations
 
-import hashlib
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from clusterlens.image import ImageInput, image_size, load_image
 from clusterlens.relevance.source import CouplingSource
 from clusterlens.relevance.ways import QUERY_FREE_WAYS, ways_of_knowing
+
+#: Information and salience are computed on a copy no longer than this (see
+#: :meth:`ImageContext.query_free_ways`).
+WAYS_MAX_SIDE = 512
 
 
 def fingerprint(image: ImageInput) -> str:
@@ -40,8 +45,9 @@ def fingerprint(image: ImageInput) -> str:
         stat = path.stat()
         return f"file:{path}:{stat.st_size}:{stat.st_mtime_ns}"
     array = np.asarray(image.detach().cpu().numpy() if hasattr(image, "detach") else image)
-    digest = hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16)
-    return f"array:{array.shape}:{array.dtype}:{digest.hexdigest()}"
+    # a guard against user mistakes, not an adversary: Adler-32 reads 12 MB in a few ms
+    checksum = zlib.adler32(memoryview(np.ascontiguousarray(array)).cast("B"))
+    return f"array:{array.shape}:{array.dtype}:{checksum:08x}"
 
 
 @dataclass
@@ -81,9 +87,25 @@ class ImageContext:
             )
 
     def query_free_ways(self, cached: list[str]) -> np.ndarray:
-        """(2, H, W) information and salience at the processed size, computed once."""
+        """(2, H, W) information and salience at the processed size, computed once.
+
+        They are computed on a copy at most :data:`WAYS_MAX_SIDE` pixels long and
+        upsampled: a 32x32 grid's cells still span 16+ pixels of that copy, and at
+        1024^2 this costs a quarter of the full-size maps (the entropy window and the
+        edge scale then stay the same fraction of the image at every size).
+        """
         if self._ways is None:
-            self._ways = ways_of_knowing(self.rgb)[: len(QUERY_FREE_WAYS)]
+            height, width = self.rgb.shape[:2]
+            small = load_image(self.rgb, max_side=WAYS_MAX_SIDE)
+            ways = ways_of_knowing(small)[: len(QUERY_FREE_WAYS)]
+            if small.shape[:2] != (height, width):
+                ways = np.stack(
+                    [
+                        cv2.resize(way, (width, height), interpolation=cv2.INTER_LINEAR)
+                        for way in ways
+                    ]
+                )
+            self._ways = ways
         else:
             cached.append("ways")
         return self._ways

@@ -36,6 +36,8 @@ DEFAULT_THRESHOLD = 0.45
 # Classes within this much of the best score are near-ties the embedding cannot
 # separate ("cars on the road": Road 0.70, Car 0.67), so all of them are returned.
 DEFAULT_MARGIN = 0.05
+#: Queries whose class scores a matcher remembers.
+QUERY_CACHE = 256
 # Leading phrases that carry no class information ("a photo of a car" -> "car").
 _FILLER = re.compile(r"^(an? )?(photo|picture|image|pixels?|regions?) of (the |an? )?", re.I)
 
@@ -146,6 +148,7 @@ class QueryMatcher:
                 self._class_of_phrase.setdefault(_clean(phrase), name)
         self.class_names = tuple(classes)
         self._phrase_vectors: npt.NDArray[np.float32] | None = None
+        self._query_scores: dict[str, dict[str, float]] = {}
 
     @property
     def encoder(self) -> Any:
@@ -160,8 +163,20 @@ class QueryMatcher:
         return self._phrase_vectors
 
     def scores(self, query: str) -> dict[str, float]:
-        """Cosine similarity of ``query`` to each class (best phrase of the class)."""
-        similarity = self._phrase_embeddings() @ embed([_clean(query)], self.encoder)[0]
+        """Cosine similarity of ``query`` to each class (best phrase of the class).
+
+        The last :data:`QUERY_CACHE` queries' scores are kept: asking the same question
+        of many images (a benchmark, a data set) embeds it once.
+        """
+        cleaned = _clean(query)
+        if cleaned not in self._query_scores:
+            if len(self._query_scores) >= QUERY_CACHE:
+                self._query_scores.pop(next(iter(self._query_scores)))
+            self._query_scores[cleaned] = self._score(cleaned)
+        return dict(self._query_scores[cleaned])
+
+    def _score(self, cleaned: str) -> dict[str, float]:
+        similarity = self._phrase_embeddings() @ embed([cleaned], self.encoder)[0]
         best = dict.fromkeys(self.class_names, -1.0)
         for phrase_class, value in zip(self._class_of_phrase.values(), similarity, strict=True):
             best[phrase_class] = max(best[phrase_class], float(value))

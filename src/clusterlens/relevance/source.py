@@ -38,6 +38,7 @@ evaluated densely; :attr:`CouplingSource.lazy` says which.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import ndimage
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode
 
 #: The coarse pass's input side, relative to the shipped working side.
@@ -64,6 +66,7 @@ class EncoderCost:
     pixels: int = 0
     calls: int = 0
     passes: list[str] = field(default_factory=list)
+    count_ms: float = 0.0  # spent counting FLOPs (outside ``ms``; see count_gflops)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +75,7 @@ class EncoderCost:
             "encoder_pixels": self.pixels,
             "encoder_calls": self.calls,
             "encoder_passes": list(self.passes),
+            "flop_count_ms": round(self.count_ms, 2),
         }
 
     def since(self, before: EncoderCost) -> EncoderCost:
@@ -82,10 +86,33 @@ class EncoderCost:
             self.pixels - before.pixels,
             self.calls - before.calls,
             self.passes[len(before.passes) :],
+            self.count_ms - before.count_ms,
         )
 
     def snapshot(self) -> EncoderCost:
-        return EncoderCost(self.ms, self.gflops, self.pixels, self.calls, list(self.passes))
+        return EncoderCost(
+            self.ms, self.gflops, self.pixels, self.calls, list(self.passes), self.count_ms
+        )
+
+
+_GFLOPS: weakref.WeakKeyDictionary[Any, dict[tuple, float]] = weakref.WeakKeyDictionary()
+
+
+def count_gflops(model: Any, shape: tuple[int, ...], flip: bool) -> float:
+    """GFLOPs of ``model.forward_probabilities`` on a batch of ``shape``, counted by
+    ``FlopCounterMode`` on fake tensors (no arithmetic is done) once per model and shape.
+
+    Counting is kept out of the timed call: instrumenting a real run makes it two to
+    three times slower on this CPU, which would distort every ``encoder_ms``.
+    """
+    counts = _GFLOPS.setdefault(model, {})
+    key = (*shape, flip)
+    if key not in counts:
+        with FakeTensorMode(allow_non_fake_inputs=True), torch.inference_mode():
+            with FlopCounterMode(display=False) as counter:
+                model.forward_probabilities(torch.empty(shape), flip)
+        counts[key] = counter.get_total_flops() / 1e9
+    return counts[key]
 
 
 def supports_lazy(model: Any) -> bool:
@@ -141,7 +168,6 @@ class CouplingSource:
         self.rgb = rgb
         self.lazy = supports_lazy(model)
         self.cost = EncoderCost()
-        self._flop_cache: dict[tuple[int, ...], float] = {}
         self._inputs: dict[str, torch.Tensor] = {}
         self._probabilities: dict[str, np.ndarray] = {}  # "coarse" / "dense": (K, h, w)
         self._window: np.ndarray | None = None  # (K, h, w) probabilities filled by windows
@@ -172,19 +198,16 @@ class CouplingSource:
         return self._inputs[kind]
 
     def _forward(self, batch: torch.Tensor, flip: bool | None, label: str) -> torch.Tensor:
-        """Run the model, timed; FLOPs counted once per input shape (counting is slow)."""
-        key = (*batch.shape, int(bool(self.model.flip if flip is None else flip)))
+        """Run the model, timed; its FLOPs are counted apart (see :func:`count_gflops`)."""
+        flipped = bool(self.model.flip if flip is None else flip)
         started = time.perf_counter()
         with torch.inference_mode():
-            if key in self._flop_cache:
-                output = self.model.forward_probabilities(batch, flip)
-            else:
-                with FlopCounterMode(display=False) as counter:
-                    output = self.model.forward_probabilities(batch, flip)
-                self._flop_cache[key] = counter.get_total_flops() / 1e9
+            output = self.model.forward_probabilities(batch, flip)
         self.cost.ms += (time.perf_counter() - started) * 1000
-        self.cost.gflops += self._flop_cache[key]
-        self.cost.pixels += int(np.prod(batch.shape[-2:])) * batch.shape[0] * (1 + (key[-1]))
+        counting = time.perf_counter()
+        self.cost.gflops += count_gflops(self.model, tuple(batch.shape), flipped)
+        self.cost.count_ms += (time.perf_counter() - counting) * 1000
+        self.cost.pixels += int(np.prod(batch.shape[-2:])) * batch.shape[0] * (1 + flipped)
         self.cost.calls += 1
         self.cost.passes.append(f"{label} {batch.shape[-2]}x{batch.shape[-1]}")
         return output
@@ -267,9 +290,11 @@ class CouplingSource:
     def _direct_map(self, classes: tuple[str, ...]) -> np.ndarray:
         if classes not in self._direct:
             started = time.perf_counter()
-            with torch.inference_mode():
+            # a black box: its FLOPs can only be counted on the real run (timed with it)
+            with torch.inference_mode(), FlopCounterMode(display=False) as counter:
                 coupling = np.asarray(self.model.relevance(self.rgb, list(classes)), np.float32)
             self.cost.ms += (time.perf_counter() - started) * 1000
+            self.cost.gflops += counter.get_total_flops() / 1e9
             self.cost.calls += 1
             self.cost.pixels += self.rgb.shape[0] * self.rgb.shape[1]
             self.cost.passes.append("dense (the model has no lazy interface)")
