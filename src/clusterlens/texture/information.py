@@ -56,7 +56,8 @@ def _entropy_from_counts(lum: np.ndarray, bins: int, window: int) -> np.ndarray:
             mask, -1, (window, window), normalize=False, borderType=cv2.BORDER_REFLECT
         )
         weighted += cv2.LUT(count, table)
-    entropy = np.log2(area) - weighted / area
+    # n log2 n read from the same table, so a window holding one level is exactly 0
+    entropy = (table[area] - weighted) / area
     return np.clip(entropy / np.log2(bins), 0.0, 1.0).astype(np.float32)
 
 
