@@ -126,3 +126,14 @@ def test_camvid_reuses_the_camvid_reader(shared_data):
     image, label = data[0]
     assert image.shape == (360, 480, 3) and label.shape == (360, 480)
     assert label.max() <= 11
+
+
+def test_camvid_root_with_only_the_test_split_is_accepted(tmp_path):
+    base = tmp_path / "camvid"
+    for folder in ("test", "testannot"):
+        (base / folder).mkdir(parents=True)
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(base / "test" / "a.png")
+    Image.fromarray(np.full((6, 8), 3, np.uint8)).save(base / "testannot" / "a.png")
+    data = load_seg_dataset("camvid", tmp_path, "test")
+    image, label = data[0]
+    assert len(data) == 1 and image.shape == (6, 8, 3) and (label == 3).all()

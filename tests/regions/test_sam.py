@@ -120,3 +120,52 @@ def test_sam2_backend_runs_the_real_generator_on_a_tiny_model():
     cmap = cluster_image(image, method="sam2", model=tiny_sam2(), **SMALL_GENERATOR)
     assert cmap.shape == (48, 40)
     assert cmap.counts.sum() == 48 * 40
+
+
+class ShellPayload:
+    """Unpickling this runs ``touch MARKER``: what a hostile checkpoint would carry."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("loader", ["sam", "sam2"])
+def test_a_checkpoint_that_could_run_code_is_refused(tmp_path, loader):
+    marker = tmp_path / "marker"
+    path = tmp_path / ("sam_vit_b.pth" if loader == "sam" else "sam2.1_hiera_tiny.pt")
+    torch.save({"model": {"weight": ShellPayload(marker)}}, path)
+    load = load_sam if loader == "sam" else load_sam2
+    with pytest.raises(ValueError, match="refused to load .* could run code"):
+        load(path)
+    assert not marker.exists()
+
+
+def test_an_unreadable_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "sam2.1_hiera_tiny.pt"
+    path.write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match="not a readable torch file"):
+        load_sam2(path)
+    torch.save({"weights": torch.zeros(2)}, path)  # a torch file, but not SAM2's layout
+    with pytest.raises(ValueError, match="has no 'model' entry"):
+        load_sam2(path)
+
+
+def test_sam_weights_load_safely_and_must_fit(tmp_path, monkeypatch):
+    registry = pytest.importorskip(
+        "segment_anything", reason=NOT_INSTALLED.format("segment-anything")
+    ).sam_model_registry
+    monkeypatch.setitem(registry, "vit_b", lambda checkpoint=None: tiny_sam())
+    trained = tiny_sam()
+    with torch.no_grad():
+        trained.mask_decoder.iou_token.weight.fill_(0.5)  # differs from a fresh build
+    torch.save(trained.state_dict(), tmp_path / "sam_vit_b.pth")
+    loaded = load_sam(tmp_path / "sam_vit_b.pth")
+    assert torch.equal(loaded.mask_decoder.iou_token.weight, trained.mask_decoder.iou_token.weight)
+    torch.save({"image_encoder.nonsense": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="does not fit sam:vit_b"):
+        load_sam(tmp_path / "other.pth")

@@ -161,3 +161,12 @@ def test_offline_export_refuses_a_malicious_best_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="refused to load"):
         offline_train._load_state(path, ("model", "epoch"))
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("spoil", [_truncate, _text, _empty], ids=["truncated", "text", "empty"])
+def test_offline_training_explains_an_unreadable_checkpoint(tmp_path, spoil):
+    path = tmp_path / "last.pt"
+    torch.save({"model": {"w": torch.zeros(64)}, "epoch": 1}, path)
+    spoil(path)
+    with pytest.raises(ValueError, match="not a readable checkpoint .*use another --out"):
+        offline_train._load_state(path, ("model", "epoch"))

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,13 @@ def load_sam(
     if model_type not in SAM_MODEL_TYPES:
         raise ValueError(f"SAM model_type must be one of {SAM_MODEL_TYPES}, got {model_type!r}")
     path = _checkpoint_path(checkpoint, SAM_ENV, f"sam:{model_type}", "sam_vit_b_01ec64.pth")
+    state = _state_dict(path, f"sam:{model_type}")
     sam_model_registry = _import("segment_anything", "segment-anything").sam_model_registry
-    return sam_model_registry[model_type](checkpoint=str(path)).to(device).eval()
+    # Built without a checkpoint: the library's own load is torch.load(f), which runs the
+    # file's pickle code on torch < 2.6; the weights come from the safe load above.
+    model = sam_model_registry[model_type]()
+    _load_weights(model, state, path, f"sam:{model_type}")
+    return model.to(device).eval()
 
 
 def load_sam2(
@@ -102,8 +108,11 @@ def load_sam2(
                 f"{sorted(SAM2_CONFIGS.values())}"
             )
         config = matches[0]
+    state = _state_dict(path, "sam2", key="model")
     build_sam2 = _import("sam2.build_sam", "sam2").build_sam2
-    return build_sam2(config, str(path), device=device)
+    model = build_sam2(config, None, device="cpu")  # weights from the safe load above
+    _load_weights(model, state, path, f"sam2 ({config})")
+    return model.to(device).eval()
 
 
 @register_method("sam", "segment-anything automatic masks (checkpoint=..., seed 01 parameters)")
@@ -178,6 +187,50 @@ def _checkpoint_path(
             "from the model's release page and pass its path"
         )
     return path
+
+
+def _state_dict(path: Path, model_name: str, key: str | None = None) -> dict:
+    """The checkpoint's tensors, unpickled with ``weights_only=True`` (nothing else runs).
+
+    Raises:
+        ValueError: the file refers to other objects (and could run code), is not a
+            readable torch file, or lacks ``key``.
+    """
+    import torch
+
+    unreadable = (
+        f"{model_name} checkpoint {path} is not a readable torch file (truncated or another format)"
+    )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch names a refused object as "GLOBAL module.name"; other unpickling errors
+        # are files that are not torch checkpoints at all.
+        if "GLOBAL" not in str(err):
+            raise ValueError(unreadable) from err
+        raise ValueError(
+            f"refused to load the {model_name} checkpoint {path}: it holds objects other "
+            "than tensors and plain containers, and unpickling them could run code"
+        ) from err
+    except (RuntimeError, EOFError, OSError, KeyError) as err:
+        raise ValueError(unreadable) from err
+    if key is not None:
+        if not isinstance(state, dict) or key not in state:
+            raise ValueError(f"{model_name} checkpoint {path} has no {key!r} entry")
+        state = state[key]
+    if not isinstance(state, dict):
+        raise ValueError(f"{model_name} checkpoint {path} does not hold a state dict")
+    return state
+
+
+def _load_weights(model: Any, state: dict, path: Path, model_name: str) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:  # missing / unexpected / mis-shaped tensors
+        first = str(err).strip().splitlines()[0]
+        raise ValueError(
+            f"{path} does not fit {model_name} (another model size or family?): {first}"
+        ) from err
 
 
 def _import(module: str, package: str):

@@ -138,18 +138,23 @@ def _load_state(path: Path, keys: tuple[str, ...]) -> dict:
     saved through :meth:`TrainConfig.to_json`, the schedule's state is plain), so
     ``weights_only=True`` needs no extra safe globals; any other object is refused.
     """
+    unreadable = (
+        f"{path} is not a readable checkpoint (truncated, or not written by this recipe); "
+        "delete it or use another --out"
+    )
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        # torch names a refused object as "GLOBAL module.name"; other unpickling errors
+        # are files that are not torch checkpoints at all.
+        if "GLOBAL" not in str(err):
+            raise ValueError(unreadable) from err
         raise ValueError(
             f"refused to load {path}: it holds objects other than tensors and plain "
             "containers, and unpickling them could run code; delete it or use another --out"
         ) from err
     except (RuntimeError, EOFError, OSError, KeyError) as err:
-        raise ValueError(
-            f"{path} is not a readable checkpoint (truncated, or not written by this recipe); "
-            "delete it or use another --out"
-        ) from err
+        raise ValueError(unreadable) from err
     missing = [key for key in keys if not isinstance(saved, dict) or key not in saved]
     if missing:
         raise ValueError(f"{path} is not a checkpoint of this recipe: it lacks {missing}")
