@@ -34,6 +34,8 @@ from clusterlens.catalog.dataset import (
 from clusterlens.catalog.store import (
     CatalogStore,
     ImageRecord,
+    check_catalog_path,
+    check_writable,
     file_matches,
     file_sha256,
     file_stats,
@@ -221,6 +223,8 @@ def build_catalog(
 
     check_model_name(model)
     check_device(device)
+    check_catalog_path(Path(db), must_exist=False)  # cheap checks before the model loads
+    check_writable(Path(db))
     entries = scan_dataset(data_dir, labels)
     # load the model before touching the store: a missing checkpoint changes nothing
     extractor = make_extractor(model, device=device, **settings) if engine == "local" else None

@@ -258,6 +258,22 @@ def check_catalog_path(path: Path, must_exist: bool) -> None:
         raise FileNotFoundError(f"catalog database {path} does not exist")
 
 
+def check_writable(path: Path) -> None:
+    """A write command on a read-only catalog or folder fails here, before any change.
+
+    Raises:
+        CatalogError: the file, or the folder SQLite keeps its journal in, is read-only.
+    """
+    folder = next((p for p in path.parents if p.exists()), Path("."))
+    if path.exists() and not os.access(path, os.W_OK):
+        raise CatalogError(f"catalog {path} is read-only; make it writable or give another --db")
+    if not os.access(folder, os.W_OK):
+        raise CatalogError(
+            f"cannot write catalog {path}: folder {folder} is read-only (SQLite "
+            "keeps its journal next to the file); give a --db in a writable folder"
+        )
+
+
 def _is_sqlite_file(path: Path) -> bool:
     """True for a missing or empty file (SQLite's empty database) or an SQLite header."""
     if not path.exists() or path.stat().st_size == 0:
@@ -307,7 +323,7 @@ class CatalogStore:
         self.readonly = readonly
         check_catalog_path(self.path, must_exist=readonly or not create)
         if not readonly:
-            self._check_writable()
+            check_writable(self.path)
         if not _is_sqlite_file(self.path):
             raise CatalogError(f"{self.path} is not a clusterlens catalog: not an SQLite file")
         self.connection = self._connect()
@@ -350,19 +366,6 @@ class CatalogStore:
                 connection = sqlite3.connect(f"{uri}&immutable=1", uri=True, **options)
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return connection
-
-    def _check_writable(self) -> None:
-        """A write command on a read-only file or folder fails here, before any change."""
-        folder = next((p for p in self.path.parents if p.exists()), Path("."))
-        if self.path.exists() and not os.access(self.path, os.W_OK):
-            raise CatalogError(
-                f"catalog {self.path} is read-only; make it writable or give another --db"
-            )
-        if not os.access(folder, os.W_OK):
-            raise CatalogError(
-                f"cannot write catalog {self.path}: folder {folder} is read-only (SQLite "
-                "keeps its journal next to the file); give a --db in a writable folder"
-            )
 
     def _check_identity(self, may_initialise: bool) -> None:
         """Refuse a file that is not a clusterlens catalog (nothing is written to it)."""
