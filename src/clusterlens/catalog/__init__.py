@@ -8,7 +8,8 @@ asymmetric loss distances, clusters -- in one SQLite file.
 - :func:`cluster_catalog` -- faiss k-means on embeddings, or agglomerative / spectral
   clustering on the symmetrised loss distance.
 - :func:`validate_catalog`, :func:`catalog_summary`, :func:`export_parquet`.
-- :class:`CatalogStore` -- the schema, migrations and transactional writes.
+- :class:`CatalogStore` -- the schema, migrations and transactional writes;
+  :class:`CatalogError` -- a file that is not a catalog, damaged, too old or read-only.
 
 Example:
     >>> import tempfile, os
@@ -30,13 +31,14 @@ from clusterlens.catalog.build import BuildReport, build_catalog
 from clusterlens.catalog.clustering import cluster_catalog
 from clusterlens.catalog.distances import DistanceReport, compute_distances
 from clusterlens.catalog.export import export_parquet
-from clusterlens.catalog.store import SCHEMA_VERSION, CatalogStore, ImageRecord
+from clusterlens.catalog.store import SCHEMA_VERSION, CatalogError, CatalogStore, ImageRecord
 from clusterlens.catalog.summary import catalog_summary
 from clusterlens.catalog.validate import ValidationReport, validate_catalog
 
 __all__ = [
     "SCHEMA_VERSION",
     "BuildReport",
+    "CatalogError",
     "CatalogStore",
     "DistanceReport",
     "ImageRecord",
