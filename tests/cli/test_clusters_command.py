@@ -115,3 +115,17 @@ def test_clusters_bench_limit_and_bad_arguments(app, tiny_bsds, tmp_path):
     assert bad.exit_code != 0 and "integers" in bad.output
     bad = runner.invoke(app, ["clusters-bench", "--data", str(tmp_path / "nowhere")])
     assert bad.exit_code != 0 and "not found" in bad.output
+
+
+def test_clusters_max_side_reduces_and_says_so(app, halves_png, tmp_path):
+    out = tmp_path / "out"
+    args = ["clusters", str(halves_png), "--segments", "6", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--max-side", "30"])
+    assert result.exit_code == 0, result.output
+    assert "halves.png is 60x40; processed at 30x20" in result.output
+    stats = json.loads((out / "halves_clusters.json").read_text())
+    assert stats["size"] == [20, 30] and stats["notes"]
+    assert sum(row["pixel_count"] for row in stats["clusters"]) == 20 * 30
+    assert Image.open(out / "halves_clusters.png").size == (30, 20)
+    bad = runner.invoke(app, [*args, "--max-side", "-1"])
+    assert bad.exit_code == 2 and "--max-side" in bad.output

@@ -158,3 +158,19 @@ def test_demo_on_a_given_image_names_its_outputs_after_it(image_file, tmp_path):
         app, ["demo", "--image", str(tmp_path / "none.png"), "--out", str(tmp_path)]
     )
     assert missing.exit_code == 2 and "not found" in missing.output
+
+
+def test_texture_max_side_reduces_and_says_so(image_file, tmp_path):
+    args = ["texture", str(image_file), "-o", str(tmp_path), "--max-side", "30", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["size"] == [20, 30]
+    assert summary["notes"] == [
+        "sample.png is 60x40; processed at 30x20 (--max-side 30; --max-side 0 keeps the full size)"
+    ]
+    full = runner.invoke(app, ["texture", str(image_file), "-o", str(tmp_path), "--max-side", "0"])
+    assert full.exit_code == 0 and "processed at" not in full.output
+    bad = runner.invoke(app, ["texture", str(image_file), "-o", str(tmp_path), "--max-side", "-5"])
+    assert bad.exit_code == 2
+    assert "--max-side must be 0 (full size) or a positive side, got -5" in bad.output

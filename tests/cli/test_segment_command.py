@@ -141,3 +141,14 @@ def test_seg_bench_rejects_a_non_positive_sample_count(app, tiny_cityscapes):
         ],
     )
     assert result.exit_code == 2 and "positive integer" in result.output
+
+
+def test_segment_max_side_reduces_and_says_so(app, street_png, tmp_path):
+    out = tmp_path / "out"
+    args = ["segment", str(street_png), "--classes", "Sky,Road", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--max-side", "48"])
+    assert result.exit_code == 0, result.output
+    assert "street.png is 96x72; processed at 48x36" in " ".join(result.output.split())
+    assert Image.open(out / "street_labels.png").size == (48, 36)
+    payload = json.loads((out / "street_segment.json").read_text())
+    assert payload["size"] == [36, 48] and "processed at 48x36" in payload["notes"][0]
