@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from clusterlens.cli._common import console, print_json
+from clusterlens.cli._common import console, print_json, user_errors
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -38,8 +38,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout."
 
 
 def catalog_errors(command: Command) -> Command:
-    """One line on stderr instead of a traceback: exit 2 for bad arguments, exit 1 for a
-    catalog that cannot be used or written (see the module docstring)."""
+    """A catalog that cannot be used or written: one line on stderr and exit code 1.
+
+    Stacked over :func:`user_errors`, which gives bad arguments exit code 2.
+    """
 
     @wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -47,15 +49,13 @@ def catalog_errors(command: Command) -> Command:
 
         try:
             return command(*args, **kwargs)
-        except (ValueError, FileNotFoundError, KeyError, TypeError) as err:
-            _fail(err.args[0] if isinstance(err, KeyError) and err.args else err, code=2)
         except CatalogError as err:
-            _fail(err, code=1)
+            _fail(err)
         except sqlite3.Error as err:  # raised outside a store (which names the file itself)
-            _fail(f"sqlite error: {err}", code=1)
+            _fail(f"sqlite error: {err}")
         except OSError as err:  # read-only or full disk while writing: say which file
             where = f" ({err.filename})" if err.filename else ""
-            _fail(f"{err.strerror or err}{where}", code=1)
+            _fail(f"{err.strerror or err}{where}")
 
     return run  # type: ignore[return-value]
 
@@ -65,10 +65,10 @@ def _say(text: str) -> None:
     console.print(text, soft_wrap=True)
 
 
-def _fail(message: object, code: int) -> None:
+def _fail(message: object) -> None:
     # soft_wrap: the message stays one line whatever the terminal width
     console.print(f"[bold red]error:[/] {escape(str(message))}", soft_wrap=True)
-    raise typer.Exit(code=code)
+    raise typer.Exit(code=1)
 
 
 def register(app: typer.Typer) -> None:
@@ -78,6 +78,7 @@ def register(app: typer.Typer) -> None:
 
 @catalog_app.command("build")
 @catalog_errors
+@user_errors
 def build(
     data_dir: Annotated[
         Path, typer.Argument(help="Image folder or YOLO data set (images/, labels/).")
@@ -132,6 +133,7 @@ def build(
 
 @catalog_app.command("distances")
 @catalog_errors
+@user_errors
 def distances(
     db: DbOption,
     pairs: Annotated[
@@ -159,6 +161,7 @@ def distances(
 
 @catalog_app.command("cluster")
 @catalog_errors
+@user_errors
 def cluster(
     db: DbOption,
     k: Annotated[int, typer.Option("--k", help="Number of clusters.")],
@@ -184,6 +187,7 @@ def cluster(
 
 @catalog_app.command("show")
 @catalog_errors
+@user_errors
 def show(db: DbOption, as_json: JsonOption = False) -> None:
     """Print counts per table, the models and the cluster sizes."""
     from clusterlens.catalog.summary import catalog_summary
@@ -217,6 +221,7 @@ def show(db: DbOption, as_json: JsonOption = False) -> None:
 
 @catalog_app.command("export")
 @catalog_errors
+@user_errors
 def export(
     db: DbOption,
     parquet: Annotated[Path, typer.Option("--parquet", help="Output folder for <table>.parquet.")],
@@ -234,6 +239,7 @@ def export(
 
 @catalog_app.command("validate")
 @catalog_errors
+@user_errors
 def validate(
     file: Annotated[Path, typer.Argument(help="Catalog SQLite file.")], as_json: JsonOption = False
 ) -> None:
@@ -258,6 +264,7 @@ def validate(
 
 @catalog_app.command("migrate")
 @catalog_errors
+@user_errors
 def migrate(db: DbOption, as_json: JsonOption = False) -> None:
     """Upgrade an older catalog's schema to this clusterlens (checked first, in place)."""
     from clusterlens.catalog.store import SCHEMA_VERSION, CatalogStore, schema_version_of
