@@ -88,6 +88,8 @@ def image_size(image: ImageInput) -> tuple[int, int]:
     """(height, width) of an image input without decoding its pixels where possible."""
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
+        if path.is_dir():
+            raise FileNotFoundError(f"expected an image file but {path} is a directory")
         if not path.is_file():
             raise FileNotFoundError(f"image file not found: {path}")
         try:

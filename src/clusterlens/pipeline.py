@@ -137,6 +137,8 @@ def select_patches(
     notes: list[str] = []
     context = _context_for(image, context, max_side, cost)
     rgb, original = context.rgb, context.original_size
+    if gaze is not None and strategy != "foveated":
+        notes.append(f"gaze is used only by the foveated strategy; {strategy} ignores it")
     if patch_size is not None:  # patch sizes count pixels of the image as given
         grid = PatchGrid.from_patch_size(*original, patch_size).shape
         patch_size = None
@@ -191,6 +193,19 @@ def select_patches(
         _ways=lambda: np.concatenate([query_free, coupling.map_for_picture()[None]]),
         _weights=dict(combiner.weights),
     )
+
+
+def shown(query: str, limit: int = 80) -> str:
+    """The query as messages quote it: repr, cut to ``limit`` characters."""
+    return repr(query) if len(query) <= limit else repr(query[:limit]) + f"... ({len(query)} chars)"
+
+
+def below(score: float, threshold: float) -> str:
+    """'score < threshold' with as many decimals as it takes to tell them apart."""
+    for digits in range(2, 7):
+        if round(score, digits) != round(threshold, digits):
+            break
+    return f"{score:.{digits}f} < {threshold:.{digits}f}"
 
 
 def _context_for(
@@ -280,8 +295,8 @@ class _Coupling:
             return
         best, score = match.best
         notes.append(
-            f"query {query!r} names none of the model's classes (best {best!r} at "
-            f"{score:.2f} < {match.threshold:.2f}): patches chosen by information and salience only"
+            f"query {shown(query)} names none of the model's classes (best {best!r} at "
+            f"{below(score, match.threshold)}): patches chosen by information and salience only"
         )
 
     def _note_absent(self, notes: list[str]) -> None:

@@ -35,8 +35,12 @@ class PatchGrid:
 
     @classmethod
     def from_count(cls, height: int, width: int, cells: int | tuple[int, int] = 32) -> PatchGrid:
+        """``cells`` per side (or (rows, cols)), clamped so that every cell holds at least
+        one pixel: a 1x1 image has one cell, a 360-pixel-high image at most 360 rows."""
         rows, cols = (cells, cells) if isinstance(cells, int) else cells
-        return cls(height, width, rows, cols)
+        if min(rows, cols) < 1:
+            raise ValueError(f"a patch grid needs at least 1x1 cells, got {rows}x{cols}")
+        return cls(height, width, min(rows, max(height, 1)), min(cols, max(width, 1)))
 
     @classmethod
     def from_patch_size(cls, height: int, width: int, patch_size: int) -> PatchGrid:

@@ -129,6 +129,11 @@ def allocate(
         else PatchGrid.from_count(height, width, grid)
     )
     notes = dict(meta or {})
+    if patch_size is None and _requested_cells(grid) != patch_grid.shape:
+        notes["grid_note"] = (
+            f"grid {_requested_cells(grid)} has more cells than the {height}x{width} image has "
+            f"pixels; clamped to {patch_grid.rows}x{patch_grid.cols} (at least 1 pixel per cell)"
+        )
     kept = _checked_budget(budget, patch_grid.size, notes)
     if strategy == "lazy-cascade" and coupling is None:
         notes["lazy_note"] = "no relevance source: the coupling map was computed densely"
@@ -162,6 +167,10 @@ def allocate(
     )
 
 
+#: Options that take text; every other option is a number.
+TEXT_OPTIONS = frozenset({"summary"})
+
+
 def _check_options(strategy: str, options: dict[str, Any]) -> None:
     unknown = sorted(set(options) - STRATEGY_OPTIONS[strategy])
     if unknown:
@@ -170,6 +179,16 @@ def _check_options(strategy: str, options: dict[str, Any]) -> None:
             f"strategy {strategy!r} has no option {', '.join(map(repr, unknown))}; "
             f"its options: {', '.join(accepted) if accepted else 'none'}"
         )
+    for key, value in options.items():
+        numeric = isinstance(value, (int, float, np.integer, np.floating))
+        if key not in TEXT_OPTIONS and (isinstance(value, bool) or not numeric):
+            raise ValueError(f"option {key!r} of {strategy!r} must be a number, got {value!r}")
+        if numeric and not np.isfinite(value):
+            raise ValueError(f"option {key!r} of {strategy!r} must be finite, got {value!r}")
+
+
+def _requested_cells(grid: int | tuple[int, int]) -> tuple[int, int]:
+    return (grid, grid) if isinstance(grid, int) else tuple(grid)
 
 
 def _validated_maps(relevance: Any) -> np.ndarray:

@@ -12,6 +12,15 @@ over its finest cells. Scoring the max is optimistic: for non-negative weights a
 coarse cell's max-score bounds every finest cell below it, so small bright objects
 are not averaged away; the min gives the matching lower bound.
 
+Why this is not :class:`~clusterlens.texture.MipPyramid`: a mip pyramid pools *pixels*
+2x2 from the image's own size, while a cascade works on a *grid of patches* whose cells
+(32x32 by default, or a VLM's patch size) rarely tile the image in powers of two, and it
+needs each coarse cell's min and max over the finest cells below it (the bounds
+``bound-cascade`` and the ``max`` summaries rely on), which a mean pyramid does not
+keep. Building it from per-cell means is also cheaper than pooling full-size maps: the
+relevance source (``clusterlens.relevance.source``) hands over cell means directly.
+Cluster ids at grid cells are sampled at cell centres by ``allocate``.
+
 *Known* channels are those that do not depend on the query (information and salience
 are texture statistics, computed once per image for every cell and shared by every
 query). Strategies may read them at the finest level without scoring; what a score

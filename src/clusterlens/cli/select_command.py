@@ -13,7 +13,7 @@ import typer
 from clusterlens.allocate import list_strategies
 from clusterlens.cli._common import console, parse_options, parse_point, user_errors
 from clusterlens.context import ImageContext
-from clusterlens.pipeline import select_patches
+from clusterlens.pipeline import select_patches, shown
 from clusterlens.viz import save_allocation_picture
 
 
@@ -84,7 +84,7 @@ def _report(image: Path, query: str, result, picture_path: Path, json_path: Path
         console.print(f"[yellow]note:[/] {note}")
     cached = f", reused {', '.join(report['cached'])}" if report.get("cached") else ""
     console.print(
-        f"{image.name} {query!r}: kept {report['patches_kept']}/{report['finest_cells']} "
+        f"{image.name} {shown(query)}: kept {report['patches_kept']}/{report['finest_cells']} "
         f"patches, tokens {report['tokens_kept']} vs {report['tokens_full_grid']} full; "
         f"{report['total_ms']:.0f} ms, model {report['encoder_gflops']:.2f} GFLOPs{cached}"
     )

@@ -168,9 +168,10 @@ class CamVidSegmenter:
             result = self.match_query(query)
             if not result.matched:
                 best, score = result.best
+                shown = repr(query) if len(query) <= 80 else repr(query[:80]) + "..."
                 raise ValueError(
-                    f"query {query!r} names none of {self.name}'s classes: best is {best!r} "
-                    f"at similarity {score:.2f} < threshold {result.threshold:.2f}; classes: "
+                    f"query {shown} names none of {self.name}'s classes: best is {best!r} "
+                    f"at similarity {score:.4f} < threshold {result.threshold:.4f}; classes: "
                     f"{', '.join(self.class_names)}"
                 )
             return result.classes
