@@ -190,3 +190,15 @@ def test_image_size_reads_headers_and_shapes(tmp_path):
         image_size(tmp_path / "junk.png")
     with pytest.raises(TypeError, match="accepted"):
         image_size([[0, 1]])
+
+
+def test_large_png_is_reduced_while_decoding_to_the_size_the_array_path_gives(tmp_path):
+    rng = np.random.default_rng(0)
+    blocks = rng.integers(0, 256, (35, 50, 3), dtype=np.uint8)
+    pixels = np.kron(blocks, np.ones((20, 20, 1), np.uint8))  # 700x1000, 20-px blocks
+    path = tmp_path / "big.png"
+    Image.fromarray(pixels).save(path)
+    from_file = load_image(path, max_side=300)  # reduced 3x by Pillow first
+    from_array = load_image(pixels, max_side=300)  # float, area-resized once
+    assert from_file.shape == from_array.shape == (210, 300, 3)
+    assert np.abs(from_file - from_array).mean() < 0.02

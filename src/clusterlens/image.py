@@ -69,8 +69,12 @@ def load_image(
     """
     if max_side is not None and (not isinstance(max_side, int) or max_side < 1):
         raise ValueError(f"max_side must be a positive integer or None, got {max_side!r}")
+    original = None
     if isinstance(image, (str, os.PathLike)):
         rgb = _from_path(Path(image), max_side, background)
+        # the decoder may already have shrunk it (JPEG draft, whole-factor reduce): the
+        # final size still follows from the file's own size
+        original = image_size(image) if max_side is not None else None
     elif isinstance(image, Image.Image):
         rgb = _from_pil(image, background)
     elif isinstance(image, torch.Tensor):
@@ -80,7 +84,7 @@ def load_image(
     else:
         raise TypeError(f"cannot load an image from {type(image).__name__}; accepted: {ACCEPTED}")
     if max_side is not None:
-        rgb = _limit_side(rgb, max_side)
+        rgb = _limit_side(rgb, max_side, original)
     return np.ascontiguousarray(rgb, dtype=np.float32)
 
 
@@ -128,7 +132,7 @@ def _from_path(path: Path, max_side: int | None, background: tuple) -> np.ndarra
                 if max_side is not None and pil.format == "JPEG":
                     pil.draft("RGB", _draft_size(pil.size, max_side))
                 pil.load()
-                return _from_pil(pil, background)
+                return _from_pil(_pre_reduced(pil, max_side), background)
     except UnidentifiedImageError as err:
         raise ValueError(
             f"not a readable image (unknown format or corrupt header): {path}"
@@ -137,6 +141,20 @@ def _from_path(path: Path, max_side: int | None, background: tuple) -> np.ndarra
         raise ValueError(f"{path} is too large for Pillow's safety limit: {err}") from err
     except (OSError, SyntaxError) as err:
         raise ValueError(f"image file is truncated or corrupt: {path} ({err})") from err
+
+
+#: Modes whose pixels Pillow's ``reduce`` (box averaging by an integer factor) accepts.
+_REDUCIBLE_MODES = {"L", "LA", "RGB", "RGBA", "I", "F"}
+
+
+def _pre_reduced(pil: Image.Image, max_side: int | None) -> Image.Image:
+    """Shrink a large non-JPEG by a whole factor while it is still 8-bit (or its own
+    depth), keeping at least ``max_side`` pixels: the float copy made next is then small.
+    A 12000x9000 PNG otherwise needs 1.3 GB of float pixels before it can be shrunk."""
+    if max_side is None or pil.mode not in _REDUCIBLE_MODES:
+        return pil
+    factor = max(pil.size) // max_side
+    return pil.reduce(factor) if factor >= 2 else pil
 
 
 def _draft_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
@@ -236,8 +254,12 @@ def _composite(rgba: np.ndarray, background: tuple) -> np.ndarray:
     return rgba[:, :, :3] * alpha + backdrop * (1.0 - alpha)
 
 
-def _limit_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
-    height, width = rgb.shape[:2]
+def _limit_side(
+    rgb: np.ndarray, max_side: int, original: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Downscale so the longer side is ``max_side``; the size follows from ``original``
+    (height, width) when the pixels were already reduced while decoding."""
+    height, width = original or rgb.shape[:2]
     if max(height, width) <= max_side:
         return rgb
     import cv2  # local: only needed when resizing
