@@ -201,4 +201,6 @@ def test_large_png_is_reduced_while_decoding_to_the_size_the_array_path_gives(tm
     from_file = load_image(path, max_side=300)  # reduced 3x by Pillow first
     from_array = load_image(pixels, max_side=300)  # float, area-resized once
     assert from_file.shape == from_array.shape == (210, 300, 3)
-    assert np.abs(from_file - from_array).mean() < 0.02
+    difference = np.abs(from_file - from_array)
+    # inside the blocks the two agree; they resample block edges a little differently
+    assert np.median(difference) < 1e-3 and difference.mean() < 0.05
