@@ -217,14 +217,19 @@ _LEGACY_TABLES = frozenset(TABLES) - {"clusters"}
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def describe_sqlite_error(path: Path, error: sqlite3.Error) -> str:
-    """A one-line explanation of an SQLite error on the catalog ``path``."""
+def describe_sqlite_error(path: Path, error: sqlite3.Error, untouched: bool = False) -> str:
+    """A one-line explanation of an SQLite error on the catalog ``path``.
+
+    ``untouched``: the error came before anything could be written (opening, checks),
+    which the message then says.
+    """
     text = str(error)
     lowered = text.lower()
     if "malformed" in lowered or "not a database" in lowered:
         return (
-            f"catalog {path} is damaged (sqlite: {text}); nothing was written. Restore it "
-            "from a copy, or build a new catalog with another --db"
+            f"catalog {path} is damaged (sqlite: {text}); "
+            f"{'nothing was written. ' if untouched else ''}Restore it from a copy, or build "
+            "a new catalog with another --db"
         )
     if "readonly" in lowered or "read-only" in lowered:
         return f"cannot write catalog {path}: the file or its folder is read-only (sqlite: {text})"
@@ -340,7 +345,7 @@ class CatalogStore:
                 self.migrate()
         except sqlite3.DatabaseError as err:
             self.connection.close()
-            raise CatalogError(describe_sqlite_error(self.path, err)) from err
+            raise CatalogError(describe_sqlite_error(self.path, err, untouched=True)) from err
         except BaseException:
             self.connection.close()
             raise
@@ -406,7 +411,7 @@ class CatalogStore:
         try:
             found = [row[0] for row in self.query("PRAGMA quick_check")]
         except sqlite3.DatabaseError as err:  # damage bad enough that the check cannot run
-            raise CatalogError(describe_sqlite_error(self.path, err)) from err
+            raise CatalogError(describe_sqlite_error(self.path, err, untouched=True)) from err
         if found != ["ok"]:
             raise CatalogError(
                 f"catalog {self.path} is damaged (PRAGMA quick_check: {one_line(found)}); "
