@@ -148,7 +148,7 @@ def test_a_checkpoint_that_could_run_code_is_refused(tmp_path, loader):
 def test_an_unreadable_checkpoint_is_a_clear_error(tmp_path):
     path = tmp_path / "sam2.1_hiera_tiny.pt"
     path.write_bytes(b"\x00" * 64)
-    with pytest.raises(ValueError, match="not a readable torch file"):
+    with pytest.raises(ValueError, match="not a readable torch checkpoint"):
         load_sam2(path)
     torch.save({"weights": torch.zeros(2)}, path)  # a torch file, but not SAM2's layout
     with pytest.raises(ValueError, match="has no 'model' entry"):

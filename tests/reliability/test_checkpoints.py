@@ -168,5 +168,5 @@ def test_offline_training_explains_an_unreadable_checkpoint(tmp_path, spoil):
     path = tmp_path / "last.pt"
     torch.save({"model": {"w": torch.zeros(64)}, "epoch": 1}, path)
     spoil(path)
-    with pytest.raises(ValueError, match="not a readable checkpoint .*use another --out"):
+    with pytest.raises(ValueError, match="not a readable torch checkpoint .*use another --out"):
         offline_train._load_state(path, ("model", "epoch"))

@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import csv
 import json
-import pickle
-import re
-import zipfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -36,6 +33,7 @@ from clusterlens.flow.data import SOURCES, BatchStream, FlowDataset, load_datase
 from clusterlens.flow.losses import MODE_NAMES, LocalityFlowMatching
 from clusterlens.flow.networks import build_network
 from clusterlens.flow.pairing import pair_by_sample_ids
+from clusterlens.models.checkpoints import load_checkpoint
 
 MATCHERS = ("ours", "icfm", "otcfm")
 CSV_COLUMNS = (
@@ -379,19 +377,12 @@ def read_checkpoint(path: Path, device: str = "cpu") -> dict:
         ValueError: the file refers to other objects (possibly code), is truncated or is
             not a torch file, or lacks the keys of a flow checkpoint.
     """
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as err:
-        blocked = re.search(r"GLOBAL ([\w.]+)", str(err))
-        if blocked:
-            raise ValueError(
-                f"refused to load {path}: it refers to {blocked.group(1)}, which is not a "
-                "tensor or plain container, and unpickling it could run code; only "
-                "checkpoints written by `clusterlens flow train` are accepted"
-            ) from err
-        raise _unreadable(path, err) from err
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, KeyError) as err:
-        raise _unreadable(path, err) from err
+    state = load_checkpoint(
+        path,
+        "flow checkpoint",
+        "only checkpoints written by `clusterlens flow train` are accepted",
+        device,
+    )
     missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
     if missing:
         raise ValueError(
@@ -399,17 +390,3 @@ def read_checkpoint(path: Path, device: str = "cpu") -> dict:
             "(written by `clusterlens flow train`)"
         )
     return state
-
-
-def _unreadable(path: Path, err: BaseException) -> ValueError:
-    # torch's own messages run to paragraphs (and suggest weights_only=False): keep the
-    # first sentence, or just the exception type when it says nothing useful.
-    text = str(err).strip()
-    if not text or "Weights only load failed" in text or isinstance(err, KeyError):
-        detail = type(err).__name__
-    else:
-        detail = text.splitlines()[0].split(". ")[0][:160]
-    return ValueError(
-        f"{path} is not a readable torch checkpoint (truncated, or not written by "
-        f"torch.save): {detail}"
-    )

@@ -22,12 +22,12 @@ Example:
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from clusterlens.models.checkpoints import load_checkpoint
 from clusterlens.regions.masks import resolve_masks
 from clusterlens.regions.registry import register_method
 
@@ -196,24 +196,8 @@ def _state_dict(path: Path, model_name: str, key: str | None = None) -> dict:
         ValueError: the file refers to other objects (and could run code), is not a
             readable torch file, or lacks ``key``.
     """
-    import torch
 
-    unreadable = (
-        f"{model_name} checkpoint {path} is not a readable torch file (truncated or another format)"
-    )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # torch names a refused object as "GLOBAL module.name"; other unpickling errors
-        # are files that are not torch checkpoints at all.
-        if "GLOBAL" not in str(err):
-            raise ValueError(unreadable) from err
-        raise ValueError(
-            f"refused to load the {model_name} checkpoint {path}: it holds objects other "
-            "than tensors and plain containers, and unpickling them could run code"
-        ) from err
-    except (RuntimeError, EOFError, OSError, KeyError) as err:
-        raise ValueError(unreadable) from err
+    state = load_checkpoint(path, f"{model_name} checkpoint")
     if key is not None:
         if not isinstance(state, dict) or key not in state:
             raise ValueError(f"{model_name} checkpoint {path} has no {key!r} entry")

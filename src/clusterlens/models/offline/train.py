@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from clusterlens.evaluate.camvid import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, load_split_uint8
+from clusterlens.models.checkpoints import load_checkpoint
 from clusterlens.models.offline._data import (
     AugmentConfig,
     class_weights,
@@ -138,23 +138,7 @@ def _load_state(path: Path, keys: tuple[str, ...]) -> dict:
     saved through :meth:`TrainConfig.to_json`, the schedule's state is plain), so
     ``weights_only=True`` needs no extra safe globals; any other object is refused.
     """
-    unreadable = (
-        f"{path} is not a readable checkpoint (truncated, or not written by this recipe); "
-        "delete it or use another --out"
-    )
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # torch names a refused object as "GLOBAL module.name"; other unpickling errors
-        # are files that are not torch checkpoints at all.
-        if "GLOBAL" not in str(err):
-            raise ValueError(unreadable) from err
-        raise ValueError(
-            f"refused to load {path}: it holds objects other than tensors and plain "
-            "containers, and unpickling them could run code; delete it or use another --out"
-        ) from err
-    except (RuntimeError, EOFError, OSError, KeyError) as err:
-        raise ValueError(unreadable) from err
+    saved = load_checkpoint(path, "offline-model checkpoint", "delete it or use another --out")
     missing = [key for key in keys if not isinstance(saved, dict) or key not in saved]
     if missing:
         raise ValueError(f"{path} is not a checkpoint of this recipe: it lacks {missing}")
