@@ -59,6 +59,8 @@ CORRUPTIONS = [
     ("UPDATE losses SET box = -9e999 WHERE image_id = 11", "non-finite or negative loss"),
     ("DELETE FROM clusters WHERE image_id = 12", "does not cover exactly"),
     ("UPDATE images SET size = size + 1 WHERE id = 2", "files changed since extraction"),
+    # an image registered before schema v3 has no stats: its SHA-256 is compared
+    ("UPDATE images SET size = NULL, sha256 = 'ab' WHERE id = 3", "files changed since"),
 ]
 
 
