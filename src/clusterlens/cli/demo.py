@@ -90,7 +90,10 @@ def demo_command(
     notes = [note] if note else []
     print_notes(notes)  # every stage below works on the reduced image
     texture = write_texture_outputs(image, pixels, "mvp13", out, f"{name}_mvp13")
-    selections = [select_outputs(pixels, name, query, out) for query in QUERIES]
+    from clusterlens.context import ImageContext  # local: loads models only when needed
+
+    context = ImageContext.of(pixels)  # the second query reuses the first's model pass
+    selections = [select_outputs(context, name, query, out) for query in QUERIES]
     segmentation = segment_outputs(pixels, name, out)
     if as_json:
         print_json(
@@ -107,8 +110,10 @@ def demo_command(
         accounting = selection["accounting"]
         console.print(
             f"[bold]select[/] “{selection['query']}” ({STRATEGY}): kept "
-            f"{accounting['patches_kept']}/{accounting['finest_cells']} patches, scored "
-            f"{accounting['cells_scored']}; matched classes {selection['match']['classes']}"
+            f"{accounting['patches_kept']}/{accounting['finest_cells']} patches in "
+            f"{accounting['total_ms']:.0f} ms (model {accounting['encoder_gflops']:.2f} GFLOPs"
+            f"{', reused ' + ', '.join(accounting['cached']) if accounting['cached'] else ''}); "
+            f"matched classes {selection['match']['classes']}"
         )
         for note in selection["notes"]:
             console.print(f"  note: {note}")
