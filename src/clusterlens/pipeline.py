@@ -80,9 +80,10 @@ class Selection:
 
 @functools.lru_cache(maxsize=4)
 def _model(name: str) -> Any:
-    from clusterlens.models import load_model  # local: keeps `import clusterlens` light
+    # local: keeps `import clusterlens` light; CLIPs come wrapped for open vocabulary
+    from clusterlens.relevance.open_vocab import relevance_model
 
-    return load_model(name)
+    return relevance_model(name)
 
 
 def select_patches(
@@ -116,8 +117,10 @@ def select_patches(
         context: the image's :class:`~clusterlens.context.ImageContext`, to reuse the
             query-free work of earlier calls (decoding, ways, clusters, the model's
             passes); it must have been made for ``image``.
-        model: the query-coupling model: a registry name (default ``offline:camvid``)
-            or a loaded object with ``match_query(text)`` and ``relevance(image, classes)``
+        model: the query-coupling model: a registry name (default ``offline:camvid``;
+            ``open_clip:<spec>`` and ``hf:<spec>`` CLIPs give open-vocabulary coupling,
+            see :mod:`clusterlens.relevance.open_vocab`) or a loaded object with
+            ``match_query(text)`` and ``relevance(image, classes)``
             (or the lazy interface of :mod:`clusterlens.relevance.source`).
         weights: fixed balancer weights per way of knowing (question-first by default).
         balancer: "adaptive" (the balancer trained with the offline model, shipped in
