@@ -116,3 +116,142 @@ def test_no_query_uses_no_model_and_says_only_that():
     result = select_patches(textured(), "", "topk", 4)  # default model never loaded
     assert result.notes == ["no query: patches chosen by information and salience only"]
     assert result.allocation.meta["query_match"] is None
+
+
+# ---------------------------------------------------------------- typed queries (issue 16)
+
+
+@dataclass
+class BandsModel:
+    """Sky: the top third; Road: the bottom third; Car: the left half. Knows words only."""
+
+    name: str = "test:bands"
+    words = {"sky": "Sky", "road": "Road", "car": "Car", "cars": "Car", "vehicles": "Car"}
+
+    def match_query(self, query: str) -> QueryMatch:
+        found = self.words.get(query.lower().strip())
+        scores = dict.fromkeys(("Sky", "Road", "Car"), 0.1)
+        if found:
+            scores[found] = 0.9
+            scores["Road" if found != "Road" else "Sky"] = 0.3  # the runner-up
+        return QueryMatch(query, bool(found), (found,) if found else (), scores, 0.45)
+
+    def relevance(self, image, classes) -> np.ndarray:
+        height, width = image.shape[:2]
+        coupling = np.zeros((height, width), np.float32)
+        if "Sky" in classes:
+            coupling[: height // 3] += 0.9
+        if "Road" in classes:
+            coupling[height - height // 3 :] += 0.9
+        if "Car" in classes:
+            coupling[:, : width // 2] += 0.8
+        return np.clip(coupling, 0, 1)
+
+
+def centres(result) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised (y, x) centres of the kept patches."""
+    boxes = result.allocation.boxes
+    return boxes[:, 1::2].mean(axis=1), boxes[:, 0::2].mean(axis=1)
+
+
+def test_two_objects_are_a_union_and_the_parse_is_reported():
+    result = select_patches(textured(), "the sky and the road", "topk", 32, model=BandsModel())
+    meta = result.allocation.meta
+    assert meta["query_parse"]["objects"] == ["sky", "road"]
+    assert meta["query_match"]["classes"] == ["Sky", "Road"]
+    phrases = meta["query_match"]["phrases"]
+    assert [p["best"][0] for p in phrases] == ["Sky", "Road"]
+    assert phrases[0]["runner_up"] == ["Road", 0.3]
+    y, _ = centres(result)
+    assert ((y < 1 / 3) | (y > 2 / 3)).all()
+    coupling = result.ways[2]  # the union: both bands, nothing between them
+    assert coupling[:42].min() == coupling[-42:].min() == pytest.approx(0.9)
+    assert coupling[43:85].max() == 0
+
+
+def test_everything_except_an_object_leaves_it_out():
+    model = BandsModel()
+    result = select_patches(textured(), "everything except the sky", "topk", 48, model=model)
+    assert result.allocation.meta["query_parse"]["intent"] == "except"
+    assert result.allocation.meta["query_match"]["negated"] == ["Sky"]
+    np.testing.assert_allclose(result.ways[2], 1 - model.relevance(textured(), ["Sky"]))
+    y, _ = centres(result)
+    assert (y > 1 / 3).all()
+
+
+def test_an_object_in_a_region_keeps_the_region_only():
+    result = select_patches(textured(), "the road on the right", "topk", 16, model=BandsModel())
+    assert result.allocation.meta["query_parse"]["regions"] == ["right"]
+    y, x = centres(result)
+    assert (x > 0.5).all() and (y > 2 / 3).all()
+    assert result.ways[2][:, :64].max() == 0  # the left half is masked out
+
+
+def test_a_region_alone_needs_no_model_and_stays_inside():
+    # a model name that cannot load proves none was asked for
+    result = select_patches(textured(), "the top-left corner", "topk", 64, model="nosuch:x")
+    y, x = centres(result)
+    assert ((y < 0.5) & (x < 0.5)).mean() >= 0.9
+    assert result.allocation.meta["balancer_weights"] == pytest.approx(
+        {"information": 0.25, "salience": 0.25, "coupling": 0.5}
+    )
+    assert any("names a region (top-left)" in note for note in result.notes)
+    assert result.allocation.cost["encoder_calls"] == 0
+
+
+def test_whole_scene_questions_use_information_and_salience_and_say_so():
+    result = select_patches(textured(), "Describe the image.", "topk", 8, model="nosuch:x")
+    assert result.allocation.meta["query_parse"]["intent"] == "scene"
+    assert result.allocation.meta["query_match"] is None
+    assert result.allocation.meta["balancer_weights"]["coupling"] == 0.0
+    assert any("whole scene" in note for note in result.notes)
+
+
+def test_unmatched_phrases_are_left_out_and_overlapping_negations_are_not_subtracted():
+    result = select_patches(textured(), "sky and a giraffe", "topk", 8, model=BandsModel())
+    assert result.allocation.meta["query_match"]["classes"] == ["Sky"]
+    assert any("'giraffe' names none" in note and "left out" in note for note in result.notes)
+    both = select_patches(textured(), "cars except vehicles", "topk", 8, model=BandsModel())
+    assert any("not subtracted" in note for note in both.notes)
+    assert both.allocation.meta["query_match"]["classes"] == ["Car"]
+    assert both.ways[2].max() > 0.7
+
+
+def lazy_bands_model():
+    """The offline model's class with a 1x1 convolution: it has the lazy interface."""
+    import torch
+    from torch import nn
+
+    from clusterlens.models.offline.segmenter import CamVidSegmenter
+
+    class Pointwise(nn.Module):
+        stride = 16
+
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = nn.Conv2d(3, 3, 1)
+
+        def forward(self, batch):
+            return self.conv(batch) * 4
+
+    class Words:
+        def match(self, query):
+            return BandsModel().match_query(query)
+
+    metadata = {"class_names": ["Sky", "Road", "Car"], "scale": 0.5, "flip_tta": False}
+    return CamVidSegmenter(Pointwise(), metadata, name="test:lazy", matcher=Words())
+
+
+def test_lazy_cascade_falls_back_to_the_dense_map_for_compound_queries():
+    model = lazy_bands_model()
+    plain = select_patches(textured(), "sky and road", "lazy-cascade", 16, model=model)
+    assert not any("dense map" in note for note in plain.notes)  # a union stays lazy
+    result = select_patches(textured(), "sky on the left", "lazy-cascade", 16, model=model)
+    assert any("negations and regions" in note for note in result.notes)
+    reference = select_patches(textured(), "sky on the left", "topk", 16, model=model)
+    assert set(zip(result.allocation.rows, result.allocation.cols, strict=True)) == set(
+        zip(reference.allocation.rows, reference.allocation.cols, strict=True)
+    )
+    _, x = centres(result)
+    assert (x < 0.5).all()

@@ -30,6 +30,7 @@ import numpy as np
 from clusterlens.allocate import Allocation, PatchGrid, allocate
 from clusterlens.context import ImageContext
 from clusterlens.image import ImageInput
+from clusterlens.models.text import QueryMatch
 from clusterlens.relevance import (
     NO_QUERY_WEIGHTS,
     QUERY_FREE_WAYS,
@@ -37,6 +38,7 @@ from clusterlens.relevance import (
     WAYS,
     FixedBalancer,
 )
+from clusterlens.relevance.query_parse import parse_query, region_mask
 from clusterlens.relevance.source import CellSpans, CouplingSource, EncoderCost
 
 DEFAULT_MODEL = "offline:camvid"
@@ -49,6 +51,10 @@ PARENT_CLUSTERS = 16
 #: no cell's score by more than 0.02 (each way lies in [0, 1]). The adaptive balancer
 #: gives information and salience 0.0001-0.0007 whenever a query matches.
 NEGLIGIBLE_WEIGHT = 0.01
+#: A region named without an object ("the top-left corner"): the coupling is its mask,
+#: so a cell inside scores 0.5-1 and one outside 0-0.5. Every kept patch lies in the
+#: region while the budget fits in it, chosen there by information and salience.
+REGION_WEIGHTS = {"information": 0.25, "salience": 0.25, "coupling": 0.5}
 
 
 @dataclass
@@ -173,6 +179,7 @@ def select_patches(
             else "fixed",
             "balancer_weights": combiner.report(),
             "query_match": coupling.summary,
+            "query_parse": coupling.parse.to_json(),
             "notes": notes,
         },
         **options,
@@ -232,14 +239,24 @@ def _context_for(
 
 
 class _Coupling:
-    """The query's coupling for one call: matched classes, the model's source, its cost."""
+    """The query's coupling for one call: its parse, matched classes, the model's source,
+    its cost.
+
+    The coupling map is the union of the object phrases' classes (the model's
+    probability of any of them), times one minus the negated classes' probability,
+    times the mask of the named regions. A region named without an object is the mask
+    alone (see :data:`REGION_WEIGHTS`); "everything except X" is one minus X's.
+    """
 
     def __init__(self, model_name: str, strategy: str, grid: PatchGrid) -> None:
         self.model_name = model_name
         self.strategy = strategy
         self.grid = grid
+        self.parse = parse_query(None)
         self.summary: dict[str, Any] | None = None
-        self.classes: tuple[str, ...] = ()
+        self.classes: tuple[str, ...] = ()  # the union of the object phrases' classes
+        self.negated: tuple[str, ...] = ()  # the negated phrases' classes
+        self.regions: tuple[str, ...] = ()
         self.source: CouplingSource | None = None
         self._before: EncoderCost | None = None
         self._timings: dict[str, float] = {}
@@ -247,7 +264,18 @@ class _Coupling:
 
     @property
     def matched(self) -> bool:
-        return bool(self.classes)
+        """Whether the model couples the query: an object or a negation matched."""
+        return bool(self.classes or self.negated)
+
+    @property
+    def active(self) -> bool:
+        """Whether there is a coupling map at all: a match, or a region alone."""
+        return self.matched or bool(self.regions)
+
+    @property
+    def compound(self) -> bool:
+        """Negations and regions combine whole maps, which the lazy cells cannot."""
+        return bool(self.negated or self.regions)
 
     @classmethod
     def resolve(
@@ -260,14 +288,14 @@ class _Coupling:
         notes: list[str],
         cost: dict[str, Any],
     ) -> _Coupling:
-        if model is None and query and query.strip():  # without a query no model is used
-            notes.append(f"no model named: using the offline default {DEFAULT_MODEL}")
         loaded = model if model is not None and not isinstance(model, str) else None
         name = getattr(loaded, "name", None) or model or DEFAULT_MODEL
         coupling = cls(name, strategy, grid)
-        if query is None or not query.strip():
-            notes.append("no query: patches chosen by information and salience only")
+        coupling.parse = parse_query(query)
+        if not coupling._wants_model(query or "", notes):
             return coupling
+        if model is None:
+            notes.append(f"no model named: using the offline default {DEFAULT_MODEL}")
         if loaded is None:
             started = time.perf_counter()
             loaded = _model(name)
@@ -279,38 +307,103 @@ class _Coupling:
             coupling.source = context.source(loaded, name, [])
             coupling._before = coupling.source.cost.snapshot()
             coupling._note_absent(notes)
-            if strategy == "lazy-cascade" and not coupling.source.lazy:
-                notes.append(
-                    f"model {name} cannot evaluate lazily: lazy-cascade used its dense map"
-                )
+            coupling._note_lazy(notes)
         return coupling
 
+    def _wants_model(self, query: str, notes: list[str]) -> bool:
+        """Whether the parse names objects for the model; notes the other intents."""
+        intent, self.regions = self.parse.intent, self.parse.regions
+        if intent == "none":
+            notes.append("no query: patches chosen by information and salience only")
+        elif intent == "scene":
+            notes.append(
+                f"query {shown(query)} asks about the whole scene: patches chosen by "
+                "information and salience only"
+            )
+        elif intent == "region":
+            notes.append(
+                f"query {shown(query)} names a region ({', '.join(self.regions)}) and no "
+                "object: patches chosen by information and salience inside it"
+            )
+        if "near" in self.parse.unparsed:
+            notes.append("'near' is not understood yet: the words after it were matched as text")
+        return intent in ("objects", "except")
+
     def _match(self, model: Any, query: str, notes: list[str]) -> None:
-        match = model.match_query(query)
+        """Match every object and negated phrase; keep the classes of those that match."""
+        phrases = [(p, "object") for p in self.parse.objects]
+        phrases += [(p, "negation") for p in self.parse.negations]
+        reports, classes, negated = [], [], []
+        for phrase, role in phrases:
+            match = model.match_query(phrase)
+            reports.append(_phrase_report(phrase, role, match))
+            if match.matched:
+                (classes if role == "object" else negated).extend(match.classes)
+            else:
+                notes.append(self._unmatched_note(query, phrase, role, match, len(phrases)))
+        self.classes = tuple(dict.fromkeys(classes))
+        overlap = [name for name in dict.fromkeys(negated) if name in self.classes]
+        if overlap:
+            notes.append(f"negated classes {', '.join(overlap)} are also asked for: not subtracted")
+        self.negated = tuple(name for name in dict.fromkeys(negated) if name not in overlap)
+        if self.parse.objects and not self.classes:
+            self.negated = ()  # "not X" of nothing that matched is no coupling either
+        first = reports[0]
         self.summary = {
-            "matched": match.matched,
-            "classes": list(match.classes),
-            "best": list(match.best),
-            "threshold": match.threshold,
+            "matched": self.matched,
+            "classes": list(self.classes),
+            "best": first["best"],
+            "threshold": first["threshold"],
+            "phrases": reports,
         }
-        if match.matched:
-            self.classes = tuple(match.classes)
-            return
+        if self.negated:
+            self.summary["negated"] = list(self.negated)
+        if not self.matched:
+            self.regions = self.parse.regions if self.parse.objects else ()
+
+    def _unmatched_note(
+        self, query: str, phrase: str, role: str, match: QueryMatch, count: int
+    ) -> str:
         best, score = match.best
-        notes.append(
-            f"query {shown(query)} names none of the model's classes (best {best!r} at "
-            f"{below(score, match.threshold)}): patches chosen by information and salience only"
-        )
+        said = f"query {shown(query)}" if count == 1 else f"{role} {shown(phrase)}"
+        note = f"{said} names none of the model's classes (best {best!r} at "
+        note += f"{below(score, match.threshold)})"
+        if count > 1:
+            return note + ": left out"
+        if self.parse.regions and role == "object":
+            return note + ": patches chosen by information and salience inside the region"
+        return note + ": patches chosen by information and salience only"
 
     def _note_absent(self, notes: list[str]) -> None:
+        if not self.classes:
+            return
         peak = float(self.stats_map().max())
         if peak < LOW_COUPLING:
+            where = f" ({', '.join(self.regions)})" if self.regions else ""
             notes.append(
-                f"nothing in the image matches {', '.join(self.classes)} (max relevance {peak:.2f})"
+                f"nothing in the image{where} matches {', '.join(self.classes)} "
+                f"(max relevance {peak:.2f})"
+            )
+
+    def _note_lazy(self, notes: list[str]) -> None:
+        if self.strategy != "lazy-cascade":
+            return
+        if not self.source.lazy:
+            notes.append(
+                f"model {self.model_name} cannot evaluate lazily: lazy-cascade used its dense map"
+            )
+        elif self.compound:
+            notes.append(
+                "negations and regions combine whole maps: lazy-cascade used the dense map"
             )
 
     def _uses_lazy_cells(self) -> bool:
-        return self.strategy == "lazy-cascade" and self.source is not None and self.source.lazy
+        return (
+            self.strategy == "lazy-cascade"
+            and self.source is not None
+            and self.source.lazy
+            and not self.compound
+        )
 
     def stats_map(self) -> np.ndarray:
         """The coupling the balancer's image statistics read: the coarse pass's for the
@@ -322,21 +415,33 @@ class _Coupling:
         return self.dense_map()
 
     def dense_map(self) -> np.ndarray:
+        """(H, W) in [0, 1]: union of the objects, less the negations, in the regions."""
         if self._dense_map is None:
-            self._dense_map = self.source.coupling_map(self.classes, "dense")
+            shape = (self.grid.height, self.grid.width)
+            coupling = np.ones(shape, np.float32)  # "everything" until objects say more
+            if self.classes:
+                coupling = np.clip(self.source.coupling_map(self.classes, "dense"), 0.0, 1.0)
+            if self.negated:
+                negated = np.clip(self.source.coupling_map(self.negated, "dense"), 0.0, 1.0)
+                coupling = coupling * (1.0 - negated)
+            if self.regions:
+                coupling = coupling * region_mask(self.regions, *shape)
+            self._dense_map = coupling.astype(np.float32)
         return self._dense_map
 
     def map_for_scorer(self, shape: tuple[int, int]) -> np.ndarray:
         """The coupling channel handed to ``allocate``: zeros when the lazy cascade asks
-        the source for cells instead, or when there is no query."""
-        if not self.matched or self._uses_lazy_cells():
+        the source for cells instead, or when there is no coupling."""
+        if not self.active or self._uses_lazy_cells():
             return np.zeros(shape, np.float32)
-        return np.clip(self.dense_map(), 0.0, 1.0).astype(np.float32)
+        return self.dense_map()
 
     def map_for_picture(self) -> np.ndarray:
-        if not self.matched:
+        if not self.active:
             return np.zeros((self.grid.height, self.grid.width), np.float32)
-        return np.clip(self.source.coupling_map(self.classes), 0.0, 1.0).astype(np.float32)
+        if self._uses_lazy_cells():  # the best pass that ran: the dense one may not have
+            return np.clip(self.source.coupling_map(self.classes), 0.0, 1.0).astype(np.float32)
+        return self.dense_map()
 
     def lazy_cells(self) -> _LazyCells | None:
         if self.strategy != "lazy-cascade" or not self.matched:
@@ -352,6 +457,21 @@ class _Coupling:
         return report
 
 
+def _phrase_report(phrase: str, role: str, match: QueryMatch) -> dict[str, Any]:
+    """How one phrase was matched: its best class and the runner-up, with scores."""
+    ranked = sorted(match.scores.items(), key=lambda item: item[1], reverse=True)
+    runner_up = [ranked[1][0], round(ranked[1][1], 4)] if len(ranked) > 1 else None
+    return {
+        "phrase": phrase,
+        "role": role,
+        "matched": match.matched,
+        "classes": list(match.classes),
+        "best": [ranked[0][0], round(ranked[0][1], 4)],
+        "runner_up": runner_up,
+        "threshold": match.threshold,
+    }
+
+
 class _LazyCells:
     """The :class:`~clusterlens.allocate.lazy_cascade.CellCoupling` of one query."""
 
@@ -360,23 +480,21 @@ class _LazyCells:
         self.spans = CellSpans(*coupling.grid.spans(), coupling.grid.height, coupling.grid.width)
 
     def _all_dense(self) -> np.ndarray:
-        return self.coupling.grid.cell_means(np.clip(self.coupling.dense_map(), 0, 1))[0]
+        return self.coupling.grid.cell_means(self.coupling.dense_map())[0]
 
     def coarse(self) -> np.ndarray:
-        source = self.coupling.source
-        if not source.lazy:
+        if not self.coupling._uses_lazy_cells():
             return self._all_dense()
-        return source.coarse_cells(self.coupling.classes, self.spans)
+        return self.coupling.source.coarse_cells(self.coupling.classes, self.spans)
 
     def fine(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        source = self.coupling.source
-        if not source.lazy:
+        if not self.coupling._uses_lazy_cells():
             return self._all_dense()[rows, cols]
-        return source.fine_cells(self.coupling.classes, self.spans, rows, cols)
+        return self.coupling.source.fine_cells(self.coupling.classes, self.spans, rows, cols)
 
     def exact(self) -> np.ndarray | None:
         source = self.coupling.source
-        if not source.lazy:
+        if not self.coupling._uses_lazy_cells():
             return self._all_dense()
         if source.has_pass("dense"):
             return source.dense_cells(self.coupling.classes, self.spans)
@@ -394,8 +512,10 @@ def _balancer(
     kind = kind or ("fixed" if weights else "adaptive")
     if kind not in ("fixed", "adaptive"):
         raise ValueError(f"balancer must be 'fixed' or 'adaptive', got {kind!r}")
-    if not coupling.matched:
+    if not coupling.active:
         return FixedBalancer(NO_QUERY_WEIGHTS), set()
+    if not coupling.matched:  # a region alone: the adaptive balancer knows no masks
+        return FixedBalancer(REGION_WEIGHTS), set()
     if kind == "adaptive":
         from clusterlens.relevance.adaptive import default_balancer_path
 

@@ -34,7 +34,11 @@ def ask_command(
         None, "--budget", "-b", help="Image tokens to keep (default: a quarter of the grid)."
     ),
     max_new_tokens: int = typer.Option(32, help="Longest answer, in tokens."),
-    model: str | None = typer.Option(None, help="Relevance model (default: offline:camvid)."),
+    model: str | None = typer.Option(
+        None,
+        help="Query model: offline:camvid (default), or open vocabulary with a CLIP: "
+        "open_clip:ARCH/TAG, open_clip:ARCH//weights.bin, hf:<CLIP folder or cached id>.",
+    ),
     baseline: bool = typer.Option(False, help="Also answer with every image token."),
     coarse: str = typer.Option(
         "pool",

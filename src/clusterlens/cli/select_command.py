@@ -30,7 +30,11 @@ def select_command(
         "cluster-cascade", "--strategy", "-s", help=f"One of: {', '.join(list_strategies())}."
     ),
     budget: int = typer.Option(144, "--budget", "-b", help="Patches to keep."),
-    model: str | None = typer.Option(None, help="Query model (default: offline:camvid)."),
+    model: str | None = typer.Option(
+        None,
+        help="Query model: offline:camvid (default), or open vocabulary with a CLIP: "
+        "open_clip:ARCH/TAG, open_clip:ARCH//weights.bin, hf:<CLIP folder or cached id>.",
+    ),
     grid: int = typer.Option(32, help="Grid cells per side (32 -> 1024 patches)."),
     gaze: str | None = typer.Option(None, help="Gaze point 'X,Y' (0..1) for foveated."),
     token_budget: int | None = typer.Option(
