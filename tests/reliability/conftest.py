@@ -32,7 +32,10 @@ try:
     from clusterlens.cli.main import main
     main()
 finally:
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM is this program's own peak: ru_maxrss would also count the parent's pages
+    # (Linux keeps the pre-exec high-water mark of the forked copy of pytest)
+    with open("/proc/self/status") as status:
+        peak_kib = next(int(l.split()[1]) for l in status if l.startswith("VmHWM:"))
     sys.stderr.write(f"\n__PEAK_RSS_KIB__={peak_kib}\n")
 """
 
