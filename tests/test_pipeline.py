@@ -255,3 +255,23 @@ def test_lazy_cascade_falls_back_to_the_dense_map_for_compound_queries():
     )
     _, x = centres(result)
     assert (x < 0.5).all()
+
+
+def test_min_match_overrides_the_threshold_and_loose_matches_are_noted():
+    strict = select_patches(textured(), "the sky", "topk", 8, model=BandsModel(), min_match=0.95)
+    assert strict.allocation.meta["query_match"]["matched"] is False
+    assert any("0.90 < 0.95" in note for note in strict.notes)
+
+    @dataclass
+    class Weak(BandsModel):
+        def match_query(self, query):
+            match = super().match_query(query)
+            return QueryMatch(query, match.matched, match.classes, {"Sky": 0.47, "Road": 0.1}, 0.45)
+
+    result = select_patches(textured(), "sky", "topk", 8, model=Weak())
+    phrase = result.allocation.meta["query_match"]["phrases"][0]
+    assert phrase["loose"] == "best 'Sky' scores 0.47 < 0.50"
+    assert phrase["runner_up"] == ["Road", 0.1]
+    assert any("only a loose match for 'Sky'" in note for note in result.notes)
+    with pytest.raises(ValueError, match="threshold must lie in"):
+        select_patches(textured(), "sky", "topk", 8, model=BandsModel(), min_match=2.0)

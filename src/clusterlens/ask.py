@@ -55,6 +55,7 @@ def answer_question(
     *,
     max_new_tokens: int = 32,
     relevance_model: str | None = None,
+    min_match: float | None = None,
     seed: int = 0,
     baseline: bool = False,
     coarse: str = "pool",
@@ -69,6 +70,9 @@ def answer_question(
         vlm: local folder, cached Hugging Face id or ``tiny:<family>``.
         strategy: allocation strategy.
         budget: image tokens to keep (default: a quarter of the model's grid).
+        relevance_model: the query model (``offline:camvid`` by default; ``open_clip:`` /
+            ``hf:`` CLIPs for open vocabulary), and ``min_match`` its matcher threshold
+            (see :func:`clusterlens.pipeline.select_patches`).
         baseline: also answer with every image token, for comparison (after one
             untimed warm-up prefill, so the two timings compare).
         coarse: what a coarse patch (a quadtree leaf over 2^k x 2^k tokens) becomes:
@@ -106,6 +110,7 @@ def answer_question(
         strategy,
         kept_budget,
         model=relevance_model,
+        min_match=min_match,
         grid=(rows, cols),
         seed=seed,
         token_budget=token_budget,

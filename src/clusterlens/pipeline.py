@@ -8,11 +8,15 @@ package top level because ``allocate`` must not import ``relevance`` (each capab
 folder imports only shared primitives), and a user should not need the CLI for it.
 (Not named ``select.py``: that would shadow the standard library's ``select``.)
 
-Queries:
-    - a query the model understands: coupling is the model's probability of the
-      classes it names, and the balancer weights the question most;
-    - an empty query, or one naming none of the model's classes: no coupling; the
-      allocation falls back to information and salience, and ``notes`` says why;
+Queries are parsed first (:mod:`clusterlens.relevance.query_parse`; the grammar is in
+docs/allocate.md) and the parse is reported in ``meta["query_parse"]``:
+    - object phrases: each matched by the model on its own; the coupling is the model's
+      probability of any of their classes, and the balancer weights the question most;
+    - negations ("except X"): times one minus X's probability; regions ("on the left"):
+      times the region's mask; a region alone: the mask, with information and salience;
+    - an empty query, a whole-scene question ("describe the image"), or one naming none
+      of the model's classes: no coupling; the allocation falls back to information and
+      salience, and ``notes`` says why;
     - a query whose classes are absent from the image (all coupling below 0.1):
       allocated as usual, with a note that nothing in the image matches.
 """
@@ -30,7 +34,7 @@ import numpy as np
 from clusterlens.allocate import Allocation, PatchGrid, allocate
 from clusterlens.context import ImageContext
 from clusterlens.image import ImageInput
-from clusterlens.models.text import QueryMatch
+from clusterlens.models.text import QueryMatch, loose_reason
 from clusterlens.relevance import (
     NO_QUERY_WEIGHTS,
     QUERY_FREE_WAYS,
@@ -105,6 +109,7 @@ def select_patches(
     gaze: tuple[float, float] | None = None,
     weights: dict[str, float] | None = None,
     balancer: str | None = None,
+    min_match: float | None = None,
     clusters: np.ndarray | None = None,
     cluster_method: str = "fast",
     token_budget: int | None = None,
@@ -134,6 +139,10 @@ def select_patches(
             "fixed" when ``weights`` are given, else "adaptive". Without a query the
             weights are always the fixed information/salience ones. A way whose weight
             is below :data:`NEGLIGIBLE_WEIGHT` is not computed (``cost["skipped"]``).
+        min_match: the matcher's threshold for this call (default the model's own; see
+            ``benchmarks/matcher.py`` for precision and recall at several). An accepted
+            match that is only loose (:func:`clusterlens.models.text.loose_reason`) is
+            noted either way.
         clusters: an (H, W) cluster map; computed with ``cluster_method`` (default the
             fast coarse-to-fine SLIC of ``clusterlens.regions``) when a cluster strategy
             needs one and none is given; ``hierarchical-cluster`` groups them into 16
@@ -152,7 +161,9 @@ def select_patches(
         grid = PatchGrid.from_patch_size(*original, patch_size).shape
         patch_size = None
     patch_grid = PatchGrid.from_count(*rgb.shape[:2], grid)
-    coupling = _Coupling.resolve(context, query, model, strategy, patch_grid, notes, cost)
+    coupling = _Coupling.resolve(
+        context, query, model, strategy, patch_grid, notes, cost, min_match
+    )
     combiner, skipped = _balancer(balancer, weights, context, coupling, notes)
     query_free = _query_free_ways(context, skipped, cost)
     maps = np.concatenate([query_free, coupling.map_for_scorer(rgb.shape[:2])[None]])
@@ -287,6 +298,7 @@ class _Coupling:
         grid: PatchGrid,
         notes: list[str],
         cost: dict[str, Any],
+        min_match: float | None = None,
     ) -> _Coupling:
         loaded = model if model is not None and not isinstance(model, str) else None
         name = getattr(loaded, "name", None) or model or DEFAULT_MODEL
@@ -301,7 +313,7 @@ class _Coupling:
             loaded = _model(name)
             cost["load_model_ms"] = round((time.perf_counter() - started) * 1000, 2)
         started = time.perf_counter()
-        coupling._match(loaded, query, notes)
+        coupling._match(_Matcher(loaded, min_match), query, notes)
         cost["match_ms"] = round((time.perf_counter() - started) * 1000, 2)
         if coupling.matched:
             coupling.source = context.source(loaded, name, [])
@@ -329,14 +341,19 @@ class _Coupling:
             notes.append("'near' is not understood yet: the words after it were matched as text")
         return intent in ("objects", "except")
 
-    def _match(self, model: Any, query: str, notes: list[str]) -> None:
+    def _match(self, matcher: _Matcher, query: str, notes: list[str]) -> None:
         """Match every object and negated phrase; keep the classes of those that match."""
         phrases = [(p, "object") for p in self.parse.objects]
         phrases += [(p, "negation") for p in self.parse.negations]
         reports, classes, negated = [], [], []
         for phrase, role in phrases:
-            match = model.match_query(phrase)
-            reports.append(_phrase_report(phrase, role, match))
+            match = matcher(phrase)
+            loose = loose_reason(match, matcher)
+            reports.append(_phrase_report(phrase, role, match, loose))
+            if loose:
+                notes.append(
+                    f"{shown(phrase)} is only a loose match for {match.best[0]!r}: {loose}"
+                )
             if match.matched:
                 (classes if role == "object" else negated).extend(match.classes)
             else:
@@ -457,18 +474,30 @@ class _Coupling:
         return report
 
 
-def _phrase_report(phrase: str, role: str, match: QueryMatch) -> dict[str, Any]:
+class _Matcher:
+    """The model's ``match_query``, at ``min_match`` when one is given."""
+
+    def __init__(self, model: Any, min_match: float | None) -> None:
+        self.model = model
+        self.min_match = min_match
+
+    def __call__(self, phrase: str) -> QueryMatch:
+        match = self.model.match_query(phrase)
+        return match if self.min_match is None else match.with_threshold(self.min_match)
+
+
+def _phrase_report(phrase: str, role: str, match: QueryMatch, loose: str | None) -> dict[str, Any]:
     """How one phrase was matched: its best class and the runner-up, with scores."""
-    ranked = sorted(match.scores.items(), key=lambda item: item[1], reverse=True)
-    runner_up = [ranked[1][0], round(ranked[1][1], 4)] if len(ranked) > 1 else None
+    best, runner_up = match.best, match.runner_up
     return {
         "phrase": phrase,
         "role": role,
         "matched": match.matched,
         "classes": list(match.classes),
-        "best": [ranked[0][0], round(ranked[0][1], 4)],
-        "runner_up": runner_up,
+        "best": [best[0], round(best[1], 4)],
+        "runner_up": None if runner_up is None else [runner_up[0], round(runner_up[1], 4)],
         "threshold": match.threshold,
+        "loose": loose,
     }
 
 

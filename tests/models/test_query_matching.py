@@ -157,3 +157,58 @@ def test_bad_matcher_settings_are_rejected():
         QueryMatcher({})
     with pytest.raises(ValueError, match="empty phrase"):
         QueryMatcher({"Car": [" "]})
+
+
+# ------------------------------------------------------------ trust in a match (issue 16)
+
+
+def test_a_match_decided_again_at_another_threshold():
+    from clusterlens.models.text import QueryMatch
+
+    match = QueryMatch("q", True, ("Car",), {"Car": 0.62, "Road": 0.6, "Sky": 0.1}, 0.45)
+    assert match.runner_up == ("Road", 0.6)
+    stricter = match.with_threshold(0.7)
+    assert not stricter.matched and stricter.classes == () and stricter.threshold == 0.7
+    assert match.with_threshold(0.3).classes == ("Car", "Road")  # the near-tie stays
+    assert match.with_threshold(0.3, margin=0.0).classes == ("Car",)
+    with pytest.raises(ValueError, match="threshold must lie in"):
+        match.with_threshold(1.5)
+    assert QueryMatch("q", True, ("q",), {"q": 1.0}, 0.0).runner_up is None
+
+
+def test_heads_stop_at_the_first_preposition_or_participle():
+    from clusterlens.models.text import head_of
+
+    assert head_of("text on the sign") == "text"
+    assert head_of("a man crossing the street") == "a man"
+    assert head_of("a photo of parked cars") == "parked cars"  # filler first
+    assert head_of("the driving lane") == "the driving lane"
+
+
+def test_loose_matches_are_low_scores_or_classes_named_by_a_modifier():
+    from clusterlens.models.text import LOOSE_MATCH, QueryMatch, loose_reason
+
+    def match_of(query, best, score):
+        others = {"Road": 0.1, "Sky": 0.1, "SignSymbol": 0.1, "Pedestrian": 0.1}
+        scores = others | {best: score}
+        return QueryMatch(query, score >= 0.45, (best,) if score >= 0.45 else (), scores, 0.45)
+
+    heads = {"text": match_of("text", "Road", 0.2), "a man": match_of("a man", "Pedestrian", 0.6)}
+    lookup = heads.__getitem__
+    assert "< 0.50" in loose_reason(match_of("a ghost", "Pedestrian", LOOSE_MATCH - 0.04), lookup)
+    reason = loose_reason(match_of("text on the sign", "SignSymbol", 0.64), lookup)
+    assert "comes from the words after 'text'" in reason
+    assert loose_reason(match_of("a man crossing the street", "Pedestrian", 0.6), lookup) is None
+    assert loose_reason(match_of("a giraffe", "Sky", 0.3), lookup) is None  # not accepted
+    assert loose_reason(QueryMatch("dog", True, ("dog",), {"dog": 1.0}, 0.0), lookup) is None
+
+
+@pytest.mark.slow  # loads the sentence model
+def test_the_issue_examples_are_noted_as_loose(matcher):
+    from clusterlens.models.text import loose_reason
+
+    for query in ("text on the sign", "a phone", "the moon"):
+        match = matcher.match(query)
+        assert match.matched and loose_reason(match, matcher.match), query
+    for query in ("parked cars", "the road", "people crossing the street"):
+        assert loose_reason(matcher.match(query), matcher.match) is None, query

@@ -136,3 +136,34 @@ def test_select_command_with_a_tiny_clip_writes_json(tmp_path):
     assert len(first["patches"]) == 6
     # the image tower ran for the first query only: the second pays the text tower
     assert second["accounting"]["encoder_gflops"] < first["accounting"]["encoder_gflops"]
+
+
+def test_ask_accepts_a_clip_relevance_model(monkeypatch):
+    pytest.importorskip("open_clip")
+    pytest.importorskip("transformers")
+    import clusterlens.pipeline as pipeline
+    from clusterlens.ask import answer_question
+    from clusterlens.models.vlm.tiny import sample_image
+
+    seen = []
+    select = pipeline.select_patches
+
+    def spy(*args, **kwargs):  # keep the selection ask made, to check what it used
+        seen.append(select(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(pipeline, "select_patches", spy)
+    result = answer_question(
+        sample_image(224, 336),
+        "the red square on the left",
+        "tiny:qwen2_vl",
+        "topk",
+        20,
+        max_new_tokens=2,
+        relevance_model="open_clip:tiny",
+    )
+    assert result.image_tokens_kept == 20
+    meta = seen[0].allocation.meta
+    assert meta["model"] == "open_clip:tiny" and meta["query_match"]["classes"] == ["red square"]
+    assert meta["query_parse"]["regions"] == ["left"]
+    assert (seen[0].allocation.cols < 6).all()  # 12 token columns: the left half only

@@ -39,6 +39,9 @@ def ask_command(
         help="Query model: offline:camvid (default), or open vocabulary with a CLIP: "
         "open_clip:ARCH/TAG, open_clip:ARCH//weights.bin, hf:<CLIP folder or cached id>.",
     ),
+    min_match: float | None = typer.Option(
+        None, "--min-match", help="Matcher threshold (default: the query model's)."
+    ),
     baseline: bool = typer.Option(False, help="Also answer with every image token."),
     coarse: str = typer.Option(
         "pool",
@@ -65,6 +68,7 @@ def ask_command(
         budget,
         max_new_tokens=max_new_tokens,
         relevance_model=model,
+        min_match=min_match,
         seed=seed,
         baseline=baseline,
         coarse=coarse,

@@ -43,6 +43,12 @@ def select_command(
     balancer: str = typer.Option(
         "adaptive", help="adaptive (weights picked per image, trained) | fixed (0.1/0.1/0.8)."
     ),
+    min_match: float | None = typer.Option(
+        None,
+        "--min-match",
+        help="Matcher threshold for this run (default: the model's, 0.45 for offline:camvid; "
+        "see benchmarks/matcher.py).",
+    ),
     seed: int = typer.Option(0, help="Seed for the random strategy."),
     option: list[str] | None = typer.Option(
         None,
@@ -69,6 +75,7 @@ def select_command(
             gaze=parse_point(gaze, "--gaze"),
             token_budget=token_budget,
             balancer=balancer,
+            min_match=min_match,
             seed=seed,
             **parse_options(option, "--option"),
         )
