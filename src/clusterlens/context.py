@@ -99,12 +99,10 @@ class ImageContext:
             small = load_image(self.rgb, max_side=WAYS_MAX_SIDE)
             ways = ways_of_knowing(small)[: len(QUERY_FREE_WAYS)]
             if small.shape[:2] != (height, width):
-                ways = np.stack(
-                    [
-                        cv2.resize(way, (width, height), interpolation=cv2.INTER_LINEAR)
-                        for way in ways
-                    ]
-                )
+                full = np.empty((len(ways), height, width), np.float32)
+                for way, target in zip(ways, full, strict=True):
+                    cv2.resize(way, (width, height), dst=target, interpolation=cv2.INTER_LINEAR)
+                ways = full
             self._ways = ways
         else:
             cached.append("ways")

@@ -50,7 +50,7 @@ def _entropy_from_counts(lum: np.ndarray, bins: int, window: int) -> np.ndarray:
     table = np.zeros(256, np.float32)
     table[1:] = counts[1:] * np.log2(counts[1:])
     weighted = np.zeros(lum.shape, np.float32)
-    for level in np.unique(levels):
+    for level in np.flatnonzero(np.bincount(levels.ravel(), minlength=bins)):
         mask = (levels == level).view(np.uint8)
         count = cv2.boxFilter(
             mask, -1, (window, window), normalize=False, borderType=cv2.BORDER_REFLECT
