@@ -167,3 +167,27 @@ def test_ask_accepts_a_clip_relevance_model(monkeypatch):
     assert meta["model"] == "open_clip:tiny" and meta["query_match"]["classes"] == ["red square"]
     assert meta["query_parse"]["regions"] == ["left"]
     assert (seen[0].allocation.cols < 6).all()  # 12 token columns: the left half only
+
+
+def test_when_the_negatives_win_everywhere_select_says_nothing_matches():
+    import torch
+
+    class NegativesWin:
+        """A dense CLIP stand-in whose cosines favour the negative prompts by 0.1."""
+
+        name = "stub:clip"
+        logit_scale = 40.0
+
+        def image_windows(self, rgb):
+            return rgb.shape[:2]
+
+        def probabilities(self, size, names):
+            cosine = torch.full((len(names), *size), 0.2)
+            cosine[1:] += 0.1  # names[0] is the query's phrase, the rest are negatives
+            return torch.softmax(self.logit_scale * cosine, dim=0)
+
+    model = OpenVocabRelevance(NegativesWin())
+    relevance = model.relevance(image(), ["a unicorn"])
+    assert relevance.max() < 0.1  # e^-4 / (e^-4 + 4): about 0.0046
+    result = select_patches(image(), "a unicorn", "topk", 4, model=model)
+    assert any("nothing in the image matches unicorn" in note for note in result.notes)
