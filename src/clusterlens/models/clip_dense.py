@@ -190,7 +190,10 @@ class DenseClip:
         logit_scale: float = 40.0,
     ) -> None:
         if not bundle.has_text:
-            raise ValueError(f"{bundle.name!r} has no text tower; dense CLIP needs CLIP")
+            raise ValueError(
+                f"{bundle.family}:{bundle.name} has no text tower (an image-only model); dense "
+                "CLIP needs a CLIP with text (open_clip ViT, or transformers CLIPModel)"
+            )
         if bundle.family == "hf" and not hasattr(bundle.model, "visual_projection"):
             # SigLIP pools patches with an attention head and has no per-patch projection
             kind = getattr(bundle.model.config, "model_type", type(bundle.model).__name__)
