@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install --quiet -e ".[dev,catalog,flow,sam]" $(TORCH_SPEC)
+	SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install --quiet -e ".[dev,catalog,flow,sam,app]" $(TORCH_SPEC)
 	touch $(STAMP)
 
 demo: $(STAMP)

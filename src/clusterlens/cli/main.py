@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from clusterlens import __version__
+from clusterlens.cli import app as gui
 from clusterlens.cli import (
     ask,
     catalog,
@@ -45,7 +46,8 @@ def _root(
     """Cluster-first computer vision."""
 
 
-for module in (demo, texture, clusters, select_command, segment, catalog, flow, ask, train):
+# gui: cli/app.py under another name (`app` is the Typer app)
+for module in (demo, texture, clusters, select_command, segment, catalog, flow, ask, train, gui):
     module.register(app)
 
 

@@ -1,0 +1,192 @@
+"""The app's work, as plain functions of plain values (no Gradio here), so tests call
+them directly and the UI in :mod:`clusterlens.app.ui` only wires them to components.
+
+Every handler takes the session's :class:`AppSession` (None before the first call)
+and returns it first, with the pictures and tables after, and a message last: bad
+input (an unreadable file, an empty query, a method that needs a checkpoint) becomes
+that message, never an exception that would reach the server.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clusterlens.app.session import SAMPLE_CHOICE, UPLOAD_CHOICE, AppSession, ImageSources
+from clusterlens.context import ImageContext, fingerprint
+
+log = logging.getLogger(__name__)
+
+#: The errors the library raises for bad input (see ARCHITECTURE.md, "Conventions");
+#: OSError covers files PIL cannot read. Anything else is a bug: logged with its trace.
+USER_ERRORS = (ValueError, FileNotFoundError, KeyError, TypeError, OSError)
+#: Accounting rows shown, in this order (see docs/allocate.md, "Accounting").
+ACCOUNTING_KEYS = (
+    "total_ms",
+    "encoder_ms",
+    "encoder_gflops",
+    "cached",
+    "patches_kept",
+    "tokens_kept",
+    "tokens_full_grid",
+    "token_ratio",
+)
+ACCOUNTING_HEADERS = ["", "A", "B"]
+#: An empty query is allowed (docs/allocate.md, "Defined behaviour at the edges"), but
+#: the page says what it means rather than silently showing a query-free allocation.
+EMPTY_QUERY = "empty query: patches chosen by information and salience alone"
+
+
+@dataclass
+class Settings:
+    """One side of the comparison: a strategy, a budget and what they share."""
+
+    query: str
+    strategy: str
+    budget: int
+    grid: int = 32
+    balancer: str = "adaptive"
+
+
+def open_image(
+    session: AppSession, source: str, upload: str | None, sources: ImageSources
+) -> ImageContext:
+    """The session's context for the chosen image, decoding it only the first time.
+
+    Raises:
+        ValueError: no file uploaded, or a name not listed under ``--images``.
+        OSError: the file cannot be read as an image.
+    """
+    if source == SAMPLE_CHOICE:
+        from clusterlens.cli.demo import SAMPLE, sample_image  # the demo's bundled image
+
+        return session.context(("sample", SAMPLE), sample_image)
+    if source == UPLOAD_CHOICE or not source:
+        if not upload:
+            raise ValueError("no image: upload one, or pick the sample in 'image'")
+        path = Path(upload)
+    elif source in sources.files:  # only files listed at start-up: no path from the page
+        path = sources.files[source]
+    else:
+        raise ValueError(f"unknown image {source!r}; choose one of {sources.choices}")
+    # keyed by path, size and mtime: a file replaced under the same name is decoded anew
+    return session.context(("file", fingerprint(path)), str(path))
+
+
+def run_allocation(
+    session: AppSession | None,
+    source: str,
+    upload: str | None,
+    first: Settings,
+    second: Settings | None,
+    sources: ImageSources | None = None,
+) -> tuple[AppSession, dict[str, Any] | None, dict[str, Any] | None, list[list[Any]], str]:
+    """Allocate with ``first`` (and ``second``, on the same image and context).
+
+    Returns:
+        the session; for each side a dict of ``overlay`` and ``heat`` (uint8 RGB
+        pictures), ``match`` (parse, match, notes) and ``accounting`` (None for a side
+        not run); the accounting table rows; and a message ('' when all went well).
+    """
+    session = session or AppSession()
+    try:
+        context = open_image(session, source, upload, sources or ImageSources())
+        results = [_allocate(context, first)]
+        results.append(_allocate(context, second) if second else None)
+    except USER_ERRORS as error:
+        return session, None, None, [], f"⚠️ {_message(error)}"
+    except Exception as error:  # a bug: keep the server up, say so, keep the trace
+        log.exception("allocation failed")
+        return session, None, None, [], f"⚠️ internal error ({type(error).__name__}: {error})"
+    note = "" if first.query.strip() else EMPTY_QUERY
+    return session, results[0], results[1], accounting_rows(*results), note
+
+
+def _allocate(context: ImageContext, settings: Settings) -> dict[str, Any]:
+    from clusterlens.pipeline import select_patches  # local: loads models only when needed
+    from clusterlens.viz.render import allocation_overlay, heat_map
+
+    selection = select_patches(
+        context,
+        settings.query.strip() or None,
+        settings.strategy,
+        int(settings.budget),
+        grid=int(settings.grid),
+        balancer=settings.balancer,
+    )
+    allocation = selection.allocation
+    return {
+        "overlay": allocation_overlay(selection.image, allocation),
+        "heat": heat_map(selection.relevance),
+        "match": {
+            "query": settings.query,
+            "query_parse": allocation.meta.get("query_parse"),
+            "query_match": allocation.meta.get("query_match"),
+            "balancer_weights": allocation.meta.get("balancer_weights"),
+            "notes": selection.notes,
+        },
+        "accounting": allocation.to_json()["accounting"],
+    }
+
+
+def accounting_rows(first: dict[str, Any], second: dict[str, Any] | None) -> list[list[Any]]:
+    """Rows [key, A, B] of the accounting: totals, then one row per strategy stage."""
+    sides = [first["accounting"], second["accounting"] if second else {}]
+    rows = [[key, *(_cell(side.get(key)) for side in sides)] for key in ACCOUNTING_KEYS]
+    stages = list(dict.fromkeys(k for side in sides for k in side.get("stage_ms", {})))
+    rows += [
+        [f"stage_ms: {stage}", *(_cell(side.get("stage_ms", {}).get(stage)) for side in sides)]
+        for stage in stages
+    ]
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "(none)"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def run_regions(
+    session: AppSession | None,
+    source: str,
+    upload: str | None,
+    method: str,
+    segments: int,
+    sources: ImageSources | None = None,
+) -> tuple[AppSession, np.ndarray | None, str]:
+    """Cluster the chosen image with ``method`` into about ``segments`` regions.
+
+    Returns the session, the boundary overlay (uint8 RGB, None on error) and a message
+    that gives the number of regions found (or what went wrong).
+    """
+    from clusterlens.regions import cluster_image
+    from clusterlens.viz.render import boundary_overlay
+
+    session = session or AppSession()
+    try:
+        context = open_image(session, source, upload, sources or ImageSources())
+        clusters = cluster_image(context.rgb, method=method, n_segments=int(segments))
+    except USER_ERRORS as error:
+        return session, None, f"⚠️ {_message(error)}"
+    except Exception as error:  # a bug: keep the server up, say so, keep the trace
+        log.exception("regions failed")
+        return session, None, f"⚠️ internal error ({type(error).__name__}: {error})"
+    picture = boundary_overlay(context.rgb, clusters.labels)
+    return session, picture, f"{clusters.n_clusters} regions ({method})"
+
+
+def _message(error: BaseException) -> str:
+    # KeyError's str() is the repr of its key: show the text it was given instead
+    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    if isinstance(error, OSError) and not isinstance(error, FileNotFoundError):
+        return f"could not read the image: {text}"
+    return str(text)

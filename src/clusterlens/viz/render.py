@@ -1,0 +1,78 @@
+"""Pictures as in-memory RGB arrays, for interactive use (the browser app).
+
+:mod:`clusterlens.viz.allocation` draws with matplotlib into files, which costs a few
+hundred milliseconds per figure. An app re-renders on every slider move, so these draw
+straight into uint8 arrays with OpenCV and a colormap look-up: the same kept-patch
+overlay (dimmed outside, outlines coloured by token budget), relevance heat map and
+cluster boundaries, in a few milliseconds.
+
+Example:
+    >>> import numpy as np
+    >>> heat_map(np.zeros((4, 6), np.float32)).shape
+    (4, 6, 3)
+"""
+
+from __future__ import annotations
+
+import cv2
+import matplotlib
+import numpy as np
+from skimage.segmentation import find_boundaries
+
+from clusterlens.allocate import Allocation
+from clusterlens.viz.allocation import boxes_on, kept_overlay
+
+#: Outline colour of cluster boundaries (yellow: visible on most photos).
+BOUNDARY_COLOUR = (255, 220, 0)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float in [0, 1] (or uint8) as a contiguous uint8 array."""
+    if image.dtype == np.uint8:
+        return np.ascontiguousarray(image)
+    return np.ascontiguousarray(np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8))
+
+
+def allocation_overlay(image: np.ndarray, allocation: Allocation) -> np.ndarray:
+    """The image dimmed outside the kept patches, each patch outlined in a viridis colour
+    by its token budget (uniform budgets: all yellow), as (H, W, 3) uint8."""
+    picture = to_uint8(kept_overlay(image, allocation))
+    boxes = boxes_on(image, allocation)
+    if not len(boxes):
+        return picture
+    budgets = allocation.budgets.astype(np.float64)
+    low, high = budgets.min(), budgets.max()
+    levels = (budgets - low) / (high - low) if high > low else np.ones_like(budgets)
+    colours = (matplotlib.colormaps["viridis"](levels)[:, :3] * 255).astype(int)
+    # thin lines on small images, thicker ones where a 1-px line would vanish when shown
+    thickness = max(1, round(max(image.shape[:2]) / 700))
+    for (x0, y0, x1, y1), colour in zip(boxes, colours, strict=True):
+        cv2.rectangle(picture, (x0, y0), (x1 - 1, y1 - 1), tuple(map(int, colour)), thickness)
+    return picture
+
+
+def heat_map(values: np.ndarray, cmap: str = "magma") -> np.ndarray:
+    """(H, W) values as an (H, W, 3) uint8 picture, 0 black up to the map's maximum.
+
+    Scaled by the maximum (as the file picture's colour bar is), so a weak map still
+    shows where it peaks; an all-zero map stays black.
+    """
+    if values.ndim != 2:
+        raise ValueError(f"heat_map expects an (H, W) map, got shape {values.shape}")
+    peak = max(float(np.nanmax(values)) if values.size else 0.0, 1e-6)
+    scaled = np.clip(np.nan_to_num(values) / peak, 0.0, 1.0)
+    table = (matplotlib.colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+    return table[(scaled * 255).astype(np.uint8)]
+
+
+def boundary_overlay(
+    image: np.ndarray, labels: np.ndarray, colour: tuple[int, int, int] = BOUNDARY_COLOUR
+) -> np.ndarray:
+    """The image with the boundaries between clusters of ``labels`` drawn in ``colour``."""
+    if labels.shape != image.shape[:2]:
+        raise ValueError(
+            f"labels of shape {labels.shape} do not match the image's {image.shape[:2]}"
+        )
+    picture = to_uint8(image).copy()
+    picture[find_boundaries(labels, mode="thick")] = colour
+    return picture

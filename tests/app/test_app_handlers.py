@@ -1,0 +1,149 @@
+"""The app's handlers called directly: context reuse, independent sessions, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clusterlens.app.handlers import EMPTY_QUERY, Settings, run_allocation, run_regions
+from clusterlens.app.session import (
+    MAX_CONTEXTS,
+    SAMPLE_CHOICE,
+    UPLOAD_CHOICE,
+    AppSession,
+    ImageSources,
+)
+
+#: A region alone loads no model (docs/allocate.md): fast tests use it.
+CORNER = "the top-left corner"
+
+
+def corner(strategy: str = "topk", budget: int = 8) -> Settings:
+    return Settings(CORNER, strategy, budget, grid=8)
+
+
+def test_first_call_makes_a_session_and_pictures_of_the_image(street_file):
+    session, a, b, rows, message = run_allocation(
+        None, UPLOAD_CHOICE, str(street_file), corner(), corner("uniform", 4)
+    )
+    assert isinstance(session, AppSession) and len(session.contexts) == 1
+    assert message == ""
+    assert a["overlay"].shape == a["heat"].shape == (96, 128, 3)
+    assert a["accounting"]["patches_kept"] == 8 and b["accounting"]["patches_kept"] == 4
+    assert a["match"]["query_parse"]["regions"] == ["top-left"]
+    # the corner query keeps its 8 patches in the top-left quarter: the rest is dimmed
+    assert a["overlay"][60:, 80:].max() < a["overlay"][:40, :50].max()
+    table = {row[0]: row[1:] for row in rows}
+    assert table["patches_kept"] == ["8", "4"]
+    assert any(key.startswith("stage_ms: ") for key in table)
+
+
+def test_second_render_reuses_the_decoded_image(street_file):
+    session, first, *_ = run_allocation(None, UPLOAD_CHOICE, str(street_file), corner(), None)
+    context = session.contexts[next(iter(session.contexts))]
+    session, second, *_ = run_allocation(session, UPLOAD_CHOICE, str(street_file), corner(), None)
+    assert session.contexts[next(iter(session.contexts))] is context
+    assert "decode_ms" not in second["accounting"]  # nothing was decoded this time
+    assert "decoded image" in second["accounting"]["cached"]
+    np.testing.assert_array_equal(first["overlay"], second["overlay"])
+
+
+@pytest.mark.slow  # loads the offline model and the sentence model (~10 s)
+def test_budget_change_reuses_the_model_passes(street_file):
+    session, *_ = run_allocation(
+        None, UPLOAD_CHOICE, str(street_file), Settings("sky", "topk", 8, 8), None
+    )
+    session, again, *_ = run_allocation(
+        session, UPLOAD_CHOICE, str(street_file), Settings("sky", "topk", 16, 8), None
+    )
+    cached = again["accounting"]["cached"]
+    assert "decoded image" in cached and "model passes" in cached
+    assert again["accounting"]["encoder_gflops"] == 0  # no model pass ran for the re-render
+    assert again["accounting"]["patches_kept"] == 16
+
+
+def test_sessions_do_not_share_contexts(street_file, tmp_path):
+    mine, *_ = run_allocation(None, UPLOAD_CHOICE, str(street_file), corner(), None)
+    theirs, *_ = run_allocation(None, SAMPLE_CHOICE, None, corner(), None)
+    assert mine is not theirs
+    assert [key[0] for key in mine.contexts] == ["file"]
+    assert [key[0] for key in theirs.contexts] == ["sample"]
+    assert not {id(c) for c in mine.contexts.values()} & {id(c) for c in theirs.contexts.values()}
+    # the sample session decoding the upload gets its own context, not mine
+    theirs, *_ = run_allocation(theirs, UPLOAD_CHOICE, str(street_file), corner(), None)
+    key = next(iter(mine.contexts))
+    assert theirs.contexts[key] is not mine.contexts[key]
+
+
+def test_a_session_keeps_only_the_latest_contexts(tmp_path, street_file):
+    session = None
+    for index in range(MAX_CONTEXTS + 1):
+        copy = tmp_path / f"copy{index}.png"
+        copy.write_bytes(street_file.read_bytes())
+        session, *_ = run_allocation(session, UPLOAD_CHOICE, str(copy), corner(), None)
+    assert len(session.contexts) == MAX_CONTEXTS
+    assert not any("copy0.png" in key[1] for key in session.contexts)
+
+
+def test_unreadable_upload_is_a_message(broken_file):
+    session, a, b, rows, message = run_allocation(
+        None, UPLOAD_CHOICE, str(broken_file), corner(), None
+    )
+    assert a is None and b is None and rows == []
+    assert message.startswith("⚠️") and "broken.png" in message
+    assert session.contexts == {}
+
+
+@pytest.mark.parametrize(
+    ("source", "upload", "expected"),
+    [
+        (UPLOAD_CHOICE, None, "no image"),
+        ("../../etc/passwd", None, "unknown image"),  # only names listed at start-up
+    ],
+)
+def test_missing_or_unlisted_image_is_a_message(source, upload, expected):
+    *_, message = run_allocation(None, source, upload, corner(), None)
+    assert message.startswith("⚠️") and expected in message
+
+
+def test_bad_settings_are_a_message(street_file):
+    *_, message = run_allocation(
+        None, UPLOAD_CHOICE, str(street_file), Settings(CORNER, "no-such", 8, 8), None
+    )
+    assert message.startswith("⚠️") and "no-such" in message
+    *_, message = run_allocation(
+        None, UPLOAD_CHOICE, str(street_file), Settings(CORNER, "topk", -1, 8), None
+    )
+    assert message.startswith("⚠️") and "budget" in message
+
+
+def test_empty_query_still_allocates_and_says_so(street_file):
+    _, a, _, _, message = run_allocation(
+        None, UPLOAD_CHOICE, str(street_file), Settings("  ", "topk", 8, 8), None
+    )
+    assert message == EMPTY_QUERY
+    assert a["accounting"]["patches_kept"] == 8
+    assert a["match"]["query_match"] is None  # no model was asked
+
+
+def test_images_folder_files_are_offered_by_name(tmp_path, street_file):
+    sources = ImageSources.scan(street_file.parent)
+    assert sources.choices[-1] == "street.png"
+    _, a, *_, message = run_allocation(None, "street.png", None, corner(), None, sources)
+    assert message == "" and a["overlay"].shape == (96, 128, 3)
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        ImageSources.scan(tmp_path / "missing")
+
+
+def test_regions_draw_boundaries_and_report_the_count(street_file):
+    session, picture, message = run_regions(None, UPLOAD_CHOICE, str(street_file), "slic", 4)
+    assert picture.shape == (96, 128, 3)
+    count = int(message.split()[0])
+    assert 2 <= count <= 8 and "slic" in message
+    # the sky/road border (row 48) is a region boundary
+    assert (picture[46:50] == (255, 220, 0)).all(axis=2).any()
+
+
+def test_regions_bad_method_is_a_message(street_file):
+    _, picture, message = run_regions(None, UPLOAD_CHOICE, str(street_file), "sam", 10)
+    assert picture is None and message.startswith("⚠️") and "checkpoint" in message
