@@ -280,6 +280,20 @@ def test_several_objects_take_turns_so_a_large_one_cannot_fill_the_budget():
     assert (centres(alone)[0] < 0.75).all()
 
 
+def test_near_looks_around_the_reference_object():
+    # Sky is rows 0-41 of 128; "near" spreads it by an eighth of 128 = 16 px
+    result = select_patches(textured(), "cars near the sky", "topk", 16, model=BandsModel())
+    assert result.allocation.meta["query_match"]["near"] == ["Sky"]
+    assert result.allocation.meta["query_parse"]["near"] == ["sky"]
+    y, x = centres(result)
+    assert (x < 0.5).all() and (y < 50 / 128).all()
+    assert result.ways[2][:, 64:].max() == 0 and result.ways[2][60:].max() == 0
+    alone = select_patches(textured(), "near the road", "topk", 16, model=BandsModel())
+    assert (centres(alone)[0] > 70 / 128).all()
+    assert any("around road" in note for note in alone.notes)
+    assert alone.allocation.meta["balancer_weights"]["coupling"] == 0.5
+
+
 def test_min_match_overrides_the_threshold_and_loose_matches_are_noted():
     strict = select_patches(textured(), "the sky", "topk", 8, model=BandsModel(), min_match=0.95)
     assert strict.allocation.meta["query_match"]["matched"] is False

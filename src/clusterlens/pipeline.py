@@ -13,7 +13,8 @@ docs/allocate.md) and the parse is reported in ``meta["query_parse"]``:
     - object phrases: each matched by the model on its own; the coupling is the model's
       probability of any of their classes, and the balancer weights the question most;
     - negations ("except X"): times one minus X's probability; regions ("on the left"):
-      times the region's mask; a region alone: the mask, with information and salience;
+      times the region's mask; "near Y": times Y's coupling spread around it; a region
+      (or "near Y") alone: that map, with information and salience;
     - an empty query, a whole-scene question ("describe the image"), or one naming none
       of the model's classes: no coupling; the allocation falls back to information and
       salience, and ``notes`` says why;
@@ -65,6 +66,9 @@ NEGLIGIBLE_WEIGHT = 0.01
 #: median 0.50; by turns: min 0.50, median 0.51. K = 144: min 0.59 -> 0.65, median 0.82
 #: -> 0.81. Two classes that each fill K alone can only share it.
 TURN_LEVEL = 0.5
+#: "Near X" reaches this share of the image's longer side around X (a first choice,
+#: not tuned: an eighth of a 480-px CamVid frame is 60 px, a car's length nearby).
+NEAR_SIZE = 0.125
 #: A region named without an object ("the top-left corner"): the coupling is its mask,
 #: so a cell inside scores 0.5-1 and one outside 0-0.5. Every kept patch lies in the
 #: region while the budget fits in it, chosen there by information and salience.
@@ -279,6 +283,7 @@ class _Coupling:
         self.negated: tuple[str, ...] = ()  # the negated phrases' classes
         self.regions: tuple[str, ...] = ()
         self.groups: list[tuple[str, ...]] = []  # each matched object's classes
+        self.near: tuple[str, ...] = ()  # the classes of the "near" reference objects
         self.source: CouplingSource | None = None
         self._before: EncoderCost | None = None
         self._timings: dict[str, float] = {}
@@ -293,13 +298,13 @@ class _Coupling:
     @property
     def active(self) -> bool:
         """Whether there is a coupling map at all: a match, or a region alone."""
-        return self.matched or bool(self.regions)
+        return self.matched or bool(self.regions or self.near)
 
     @property
     def compound(self) -> bool:
-        """Unions by turns, negations and regions combine whole maps, which the lazy
-        cells cannot."""
-        return bool(self.negated or self.regions or len(self.groups) > 1)
+        """Unions by turns, negations, regions and surroundings combine whole maps, which
+        the lazy cells cannot."""
+        return bool(self.negated or self.regions or self.near or len(self.groups) > 1)
 
     @classmethod
     def resolve(
@@ -328,7 +333,7 @@ class _Coupling:
         started = time.perf_counter()
         coupling._match(_Matcher(loaded, min_match), query, notes)
         cost["match_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        if coupling.matched:
+        if coupling.matched or coupling.near:
             coupling.source = context.source(loaded, name, [])
             coupling._before = coupling.source.cost.snapshot()
             coupling._note_absent(notes)
@@ -345,20 +350,24 @@ class _Coupling:
                 f"query {shown(query)} asks about the whole scene: patches chosen by "
                 "information and salience only"
             )
-        elif intent == "region":
+        elif intent == "region" and self.regions:
             notes.append(
                 f"query {shown(query)} names a region ({', '.join(self.regions)}) and no "
                 "object: patches chosen by information and salience inside it"
             )
-        if "near" in self.parse.unparsed:
-            notes.append("'near' is not understood yet: the words after it were matched as text")
-        return intent in ("objects", "except")
+        if intent == "region" and self.parse.near:
+            notes.append(
+                f"query {shown(query)} names no object: patches chosen by information and "
+                f"salience around {', '.join(self.parse.near)}"
+            )
+        return intent in ("objects", "except") or bool(self.parse.near)
 
     def _match(self, matcher: _Matcher, query: str, notes: list[str]) -> None:
         """Match every object and negated phrase; keep the classes of those that match."""
         phrases = [(p, "object") for p in self.parse.objects]
         phrases += [(p, "negation") for p in self.parse.negations]
-        reports, classes, negated = [], [], []
+        phrases += [(p, "near") for p in self.parse.near]
+        reports, classes, negated, near = [], [], [], []
         for phrase, role in phrases:
             match = matcher(phrase)
             loose = loose_reason(match, matcher)
@@ -368,18 +377,19 @@ class _Coupling:
                     f"{shown(phrase)} is only a loose match for {match.best[0]!r}: {loose}"
                 )
             if match.matched:
-                (classes if role == "object" else negated).extend(match.classes)
+                {"object": classes, "negation": negated, "near": near}[role].extend(match.classes)
                 if role == "object":
                     self.groups.append(tuple(match.classes))
             else:
                 notes.append(self._unmatched_note(query, phrase, role, match, len(phrases)))
         self.classes = tuple(dict.fromkeys(classes))
+        self.near = tuple(dict.fromkeys(near))
         overlap = [name for name in dict.fromkeys(negated) if name in self.classes]
         if overlap:
             notes.append(f"negated classes {', '.join(overlap)} are also asked for: not subtracted")
         self.negated = tuple(name for name in dict.fromkeys(negated) if name not in overlap)
         if self.parse.objects and not self.classes:
-            self.negated = ()  # "not X" of nothing that matched is no coupling either
+            self.negated = self.near = ()  # nothing to subtract from or to look around
         first = reports[0]
         self.summary = {
             "matched": self.matched,
@@ -390,8 +400,10 @@ class _Coupling:
         }
         if self.negated:
             self.summary["negated"] = list(self.negated)
-        if not self.matched:
-            self.regions = self.parse.regions if self.parse.objects else ()
+        if self.near:
+            self.summary["near"] = list(self.near)
+        if not self.matched and not self.parse.objects and not self.near:
+            self.regions = ()  # "not X" when X matched nothing: no coupling at all
 
     def _unmatched_note(
         self, query: str, phrase: str, role: str, match: QueryMatch, count: int
@@ -407,6 +419,13 @@ class _Coupling:
         return note + ": patches chosen by information and salience only"
 
     def _note_absent(self, notes: list[str]) -> None:
+        if self.near:
+            peak = float(self.source.coupling_map(self.near, "dense").max())
+            if peak < LOW_COUPLING:
+                notes.append(
+                    f"nothing in the image matches {', '.join(self.near)}, which the objects "
+                    f"should be near (max relevance {peak:.2f})"
+                )
         if not self.classes:
             return
         peak = float(self.stats_map().max())
@@ -462,7 +481,18 @@ class _Coupling:
             coupling = coupling * (1.0 - negated)
         if self.regions:
             coupling = coupling * region_mask(self.regions, self.grid.height, self.grid.width)
+        if self.near:
+            coupling = coupling * self._surroundings()
         return coupling.astype(np.float32)
+
+    def _surroundings(self) -> np.ndarray:
+        """(H, W) in [0, 1]: the "near" objects' coupling spread by a maximum filter over
+        :data:`NEAR_SIZE` of the image's longer side (high on and around them)."""
+        from scipy import ndimage  # local: only "near" queries need it
+
+        reference = np.clip(self.source.coupling_map(self.near, "dense"), 0.0, 1.0)
+        size = max(3, round(NEAR_SIZE * max(reference.shape)))
+        return ndimage.maximum_filter(reference, size=size, mode="nearest")
 
     def _by_turns(self) -> np.ndarray:
         """The scorer's map for several objects: they take turns (see :data:`TURN_LEVEL`)."""

@@ -100,9 +100,20 @@ def test_empty_queries(text):
     assert parse_query(text).intent == "none"
 
 
-def test_near_is_reported_as_not_understood():
-    parse = parse_query("cars near the road")
-    assert parse.unparsed == ("near",) and parse.objects == ("cars near the road",)
+@pytest.mark.parametrize(
+    "text,objects,near,intent",
+    [
+        ("cars near the road", ("cars",), ("road",), "objects"),
+        ("people next to cars and buses", ("people",), ("cars", "buses"), "objects"),
+        ("near the road", (), ("road",), "region"),
+        ("what is close to the car", (), ("car",), "region"),
+        ("bikes beside the fence on the left", ("bikes",), ("fence",), "objects"),
+    ],
+)
+def test_near_names_reference_objects(text, objects, near, intent):
+    parse = parse_query(text)
+    assert (parse.objects, parse.near, parse.intent) == (objects, near, intent)
+    assert not parse.scene
 
 
 def test_the_parse_serialises_and_non_strings_are_refused():
@@ -112,7 +123,7 @@ def test_the_parse_serialises_and_non_strings_are_refused():
         "negations": ["buses"],
         "regions": ["left"],
         "scene": False,
-        "unparsed": [],
+        "near": [],
     }
     with pytest.raises(ValueError, match="string or None"):
         parse_query(3)

@@ -6,11 +6,12 @@ splits a query into typed parts first; the model then matches each object phrase
 
 Grammar (case-insensitive; punctuation ``?!.`` ignored)::
 
-    query     := scene | [objects] [negation] with regions anywhere
+    query     := scene | [objects] [near objects] [negation] with regions anywhere
     scene     := ["describe" | "caption" | "summarise" | "what is happening" |
                   "what is going on" | "what do you see" | "what is this" ...]
                  followed by nothing, or by "the image / scene / picture / everything"
     objects   := phrase {("," | "and" | "or" | "&" | "plus" | "as well as") phrase}
+    near      := "near" ["to"] | "next to" | "close to" | "beside"
     negation  := ("except" ["for"] | "but not" | "excluding" | "other than" |
                   "apart from" | "without" | "not") objects
                  | ("everything" | "all") "but" objects
@@ -23,8 +24,9 @@ are dropped from each phrase. "everything" / "anything" / "all" as the positive 
 means the whole image (so "everything except the road" keeps all but the road). A
 vertical and a horizontal half named apart ("at the top, on the left") make a corner.
 
-What it cannot know: "salt and pepper" is split into two objects, and "near the X"
-is not a region (the object "X" is kept, "near" is dropped with a note in ``unparsed``).
+"near the X" (also "next to", "close to", "beside") names a reference object: the
+objects are looked for around it (``near``), and alone it is a region around X. What
+it cannot know: "salt and pepper" is split into two objects.
 
 Example:
     >>> parse_query("the cars on the left, except trucks").to_json()["objects"]
@@ -55,7 +57,7 @@ REGIONS = (
 )
 
 _VERTICAL = {"top": "top", "upper": "top", "bottom": "bottom", "lower": "bottom"}
-_PREFIX = r"(?:\b(?:on|in|at|to|towards|from|of|near)\s+)?(?:the\s+|this\s+)?(?:very\s+|far\s+)?"
+_PREFIX = r"(?:\b(?:on|in|at|to|towards|from|of)\s+)?(?:the\s+|this\s+)?(?:very\s+|far\s+)?"
 _SUFFIX = (
     r"(?:\s*(?:corners?|half|halves|sides?|parts?|regions?|areas?|edges?|quadrants?|portions?)\b)?"
     r"(?:\s+(?:of|in)\s+(?:the|this)\s+(?:image|picture|photo|frame|scene|view))?"
@@ -82,6 +84,7 @@ _NEGATION = re.compile(
     r"\s*,?\s*\b(?:except(?:\s+for)?|but\s+not|excluding|exclude|other\s+than|apart\s+from|"
     r"without|not)\b\s*"
 )
+_NEAR = re.compile(r"\s*\b(?:near(?:\s+to)?|next\s+to|close\s+to|beside)\b\s*")
 _ALL_BUT = re.compile(r"^(?:everything|anything|all)\s+but\b\s*")
 _SPLIT = re.compile(r"\s*(?:,|;|&|\band/or\b|\band\b|\bor\b|\bplus\b|\bas well as\b)\s*")
 _REQUEST = re.compile(
@@ -110,7 +113,7 @@ class QueryParse:
         negations: object phrases to leave out.
         regions: named image regions (:data:`REGIONS`), combined by union.
         scene: the query asks about the whole scene ("describe the image").
-        unparsed: words the grammar dropped that may have mattered ("near").
+        near: reference object phrases the objects should be near ("cars near the road").
     """
 
     text: str
@@ -118,17 +121,17 @@ class QueryParse:
     negations: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
     scene: bool = False
-    unparsed: tuple[str, ...] = ()
+    near: tuple[str, ...] = ()
 
     @property
     def intent(self) -> str:
         """``none`` (empty), ``scene``, ``objects``, ``except`` (all but the negations),
-        or ``region`` (a region alone)."""
+        or ``region`` (a region alone, or the surroundings of a ``near`` object)."""
         if self.objects:
             return "objects"
         if self.negations:
             return "except"
-        if self.regions:
+        if self.regions or self.near:
             return "region"
         return "scene" if self.scene else "none"
 
@@ -139,7 +142,7 @@ class QueryParse:
             "negations": list(self.negations),
             "regions": list(self.regions),
             "scene": self.scene,
-            "unparsed": list(self.unparsed),
+            "near": list(self.near),
         }
 
 
@@ -154,18 +157,18 @@ def parse_query(text: str | None) -> QueryParse:
     words = _normalise(text or "")
     if not words:
         return QueryParse(text or "")
-    unparsed = ("near",) if re.search(r"\bnear\b", words) else ()
     words, regions = _take_regions(words)
     words, scene = _take_scene_verb(words)
     positive, negative = _split_negation(words)
+    positive, near = _split_near(positive)
     objects = _phrases(positive)
     everything = any(phrase in _EVERYTHING for phrase in objects)
     objects = tuple(phrase for phrase in objects if phrase not in _EVERYTHING)
     negations = tuple(phrase for phrase in _phrases(negative) if phrase not in _EVERYTHING)
     scene_only = scene and _SCENE_WORDS.match(_ARTICLE.sub("", positive.strip())) is not None
     if (scene_only or (everything and not objects)) and not negations:
-        return QueryParse(text or "", regions=regions, scene=True, unparsed=unparsed)
-    return QueryParse(text or "", objects, negations, regions, False, unparsed)
+        return QueryParse(text or "", regions=regions, scene=not near, near=near)
+    return QueryParse(text or "", objects, negations, regions, False, near)
 
 
 def _normalise(text: str) -> str:
@@ -220,6 +223,15 @@ def _split_negation(words: str) -> tuple[str, str]:
     if not match:
         return words, ""
     return words[: match.start()], words[match.end() :]
+
+
+def _split_near(positive: str) -> tuple[str, tuple[str, ...]]:
+    """(the objects' part, the reference phrases after "near")."""
+    match = _NEAR.search(positive)
+    if not match:
+        return positive, ()
+    near = tuple(p for p in _phrases(positive[match.end() :]) if p not in _EVERYTHING)
+    return positive[: match.start()], near
 
 
 def _phrases(part: str) -> tuple[str, ...]:
