@@ -7,7 +7,13 @@ import pytest
 
 from clusterlens.allocate import allocate
 from clusterlens.viz.allocation import DIM
-from clusterlens.viz.render import BOUNDARY_COLOUR, allocation_overlay, boundary_overlay, heat_map
+from clusterlens.viz.render import (
+    BOUNDARY_COLOUR,
+    KEPT_BORDER_COLOUR,
+    allocation_overlay,
+    boundary_overlay,
+    heat_map,
+)
 
 
 def test_overlay_keeps_the_chosen_patch_and_dims_the_rest():
@@ -19,7 +25,22 @@ def test_overlay_keeps_the_chosen_patch_and_dims_the_rest():
     assert picture.shape == (64, 64, 3) and picture.dtype == np.uint8
     assert (picture[5:11, 5:11] == 204).all()  # inside the kept patch: untouched 0.8
     assert (picture[40:, 40:] == round(0.8 * DIM * 255)).all()  # dropped: dimmed
-    assert (picture[0, :16] != 204).any()  # the outline is drawn on the patch's border
+    # one budget for all: only the kept area's border is drawn, inside it
+    assert (picture[15, :16] == KEPT_BORDER_COLOUR).all()
+    assert (picture[:16, 15] == KEPT_BORDER_COLOUR).all()
+
+
+def test_overlay_colours_each_patch_by_its_token_budget():
+    image = np.full((64, 64, 3), 0.5, np.float32)
+    relevance = np.zeros((1, 64, 64), np.float32)
+    relevance[0, :16, :16] = 1.0  # the best cell: the largest budget
+    relevance[0, 48:, 48:] = 0.3
+    allocation = allocate(relevance, "topk", 2, grid=4, token_budget=1000)
+    assert len(set(allocation.budgets.tolist())) == 2
+    picture = allocation_overlay(image, allocation)
+    best, second = picture[0, 0], picture[48, 48]  # each outline's top-left corner
+    assert (best != second).any()
+    assert best[1] > second[1]  # viridis: the higher budget is the greener/yellower end
 
 
 def test_heat_map_scales_by_peak_and_keeps_zero_dark():

@@ -22,7 +22,7 @@ from clusterlens.app.handlers import (  # noqa: E402
     run_allocation,
     run_regions,
 )
-from clusterlens.app.session import SAMPLE_CHOICE, ImageSources  # noqa: E402
+from clusterlens.app.session import SAMPLE_CHOICE, UPLOAD_CHOICE, ImageSources  # noqa: E402
 
 BALANCERS = ("adaptive", "fixed")
 #: Region backends that run without a checkpoint (SAM and SAM2 need one).
@@ -37,8 +37,12 @@ def build_app(sources: ImageSources | None = None) -> gr.Blocks:
         session = gr.State(None)  # one AppSession per browser session, made on first use
         gr.Markdown("# clusterlens microscope")
         with gr.Row():
-            source = gr.Dropdown(sources.choices, value=SAMPLE_CHOICE, label="image")
+            source = gr.Dropdown(
+                sources.choices, value=SAMPLE_CHOICE, label="image", elem_id="image-source"
+            )
             upload = gr.File(label="upload", file_types=["image"], type="filepath")
+        # an upload is what the user wants to look at next: select it in the picker
+        upload.upload(lambda: UPLOAD_CHOICE, None, source, api_name=False)
         with gr.Tab("Allocation"):
             _allocation_tab(session, source, upload, sources)
         with gr.Tab("Regions"):

@@ -24,6 +24,8 @@ from clusterlens.viz.allocation import boxes_on, kept_overlay
 
 #: Outline colour of cluster boundaries (yellow: visible on most photos).
 BOUNDARY_COLOUR = (255, 220, 0)
+#: Border of the kept area when every patch has the same budget (viridis' top colour).
+KEPT_BORDER_COLOUR = (253, 231, 37)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -34,19 +36,29 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def allocation_overlay(image: np.ndarray, allocation: Allocation) -> np.ndarray:
-    """The image dimmed outside the kept patches, each patch outlined in a viridis colour
-    by its token budget (uniform budgets: all yellow), as (H, W, 3) uint8."""
+    """The image dimmed outside the kept patches, as (H, W, 3) uint8.
+
+    With token budgets that differ, each patch is outlined in a viridis colour by its
+    budget (as in the file picture); with one budget for all, only the border of the
+    kept area is drawn: outlining every patch alike says nothing more and, with small
+    patches on a screen, hides the pixels under a lattice of lines.
+    """
     picture = to_uint8(kept_overlay(image, allocation))
     boxes = boxes_on(image, allocation)
     if not len(boxes):
         return picture
     budgets = allocation.budgets.astype(np.float64)
     low, high = budgets.min(), budgets.max()
-    levels = (budgets - low) / (high - low) if high > low else np.ones_like(budgets)
-    colours = (matplotlib.colormaps["viridis"](levels)[:, :3] * 255).astype(int)
+    if high == low:
+        keep = np.zeros(image.shape[:2], dtype=bool)
+        for x0, y0, x1, y1 in boxes:
+            keep[y0:y1, x0:x1] = True
+        picture[find_boundaries(keep, mode="inner")] = KEPT_BORDER_COLOUR
+        return picture
+    colours = matplotlib.colormaps["viridis"]((budgets - low) / (high - low))[:, :3] * 255
     # thin lines on small images, thicker ones where a 1-px line would vanish when shown
     thickness = max(1, round(max(image.shape[:2]) / 700))
-    for (x0, y0, x1, y1), colour in zip(boxes, colours, strict=True):
+    for (x0, y0, x1, y1), colour in zip(boxes, colours.astype(int), strict=True):
         cv2.rectangle(picture, (x0, y0), (x1 - 1, y1 - 1), tuple(map(int, colour)), thickness)
     return picture
 
