@@ -47,7 +47,7 @@ def test_the_object_phrase_is_the_class(tiny_open_clip):
         tiny_open_clip.match_query("  ")
 
 
-@pytest.mark.parametrize("name", ["open_clip:tiny", "hf:tiny-clip"])
+@pytest.mark.parametrize("name", ["open_clip:tiny", "hf:tiny-clip", "hf:tiny-siglip"])
 def test_relevance_is_the_dense_predictors_probability_against_the_negatives(name):
     pytest.importorskip("open_clip" if name.startswith("open_clip") else "transformers")
     from clusterlens.segment.dense import load_dense_predictor
@@ -86,10 +86,10 @@ def test_negative_prompts_are_checked(tiny_open_clip):
 
 def test_models_that_cannot_couple_are_refused_by_name():
     pytest.importorskip("transformers")
-    with pytest.raises(ValueError, match="no text tower"):
+    with pytest.raises(ValueError, match="hf:tiny-dinov2 has no text tower"):
         relevance_model("hf:tiny-dinov2")
-    with pytest.raises(ValueError, match="per-patch projection"):
-        relevance_model("hf:tiny-siglip")
+    with pytest.raises(ValueError, match="cannot couple a query to pixels; accepted"):
+        relevance_model("yolo:yolov8n-seg.yaml")
 
 
 def test_a_missing_checkpoint_says_where_it_looked(tmp_path):

@@ -69,3 +69,24 @@ def test_image_only_bundle_is_refused():
 
     with pytest.raises(ValueError, match="no text tower"):
         ClipDensePredictor(load_hf_clip("tiny-dinov2"))
+
+
+def test_siglip_patches_go_through_the_pooling_head_one_by_one():
+    pytest.importorskip("transformers")
+    import torch.nn.functional as F
+
+    from clusterlens.models.clip import load_hf_clip
+
+    predictor = ClipDensePredictor(load_hf_clip("tiny-siglip"))
+    vision = predictor.bundle.model.vision_model
+    token = torch.randn(1, 1, vision.config.hidden_size)
+    pool = vision.head.attention
+    with torch.no_grad():
+        value = F.linear(token, pool.in_proj_weight.chunk(3)[2], pool.in_proj_bias.chunk(3)[2])
+        alone = pool.out_proj(value)
+        alone = alone + vision.head.mlp(vision.head.layernorm(alone))
+        # the head pooling a single token is exactly what each patch goes through
+        assert torch.allclose(vision.head(token), alone[:, 0], atol=1e-5)
+    out = predictor.predict(np.random.default_rng(2).random((40, 48, 3)), ["cat", "dog"])
+    assert out.probabilities.shape == (2, 40, 48)
+    assert np.allclose(out.probabilities.sum(axis=0), 1.0, atol=1e-4)

@@ -37,7 +37,7 @@ def ask_command(
     model: str | None = typer.Option(
         None,
         help="Query model: offline:camvid (default), or open vocabulary with a CLIP: "
-        "open_clip:ARCH/TAG, open_clip:ARCH//weights.bin, hf:<CLIP folder or cached id>.",
+        "open_clip:ARCH/TAG, open_clip:ARCH//weights.bin, hf:<CLIP or SigLIP folder or id>.",
     ),
     min_match: float | None = typer.Option(
         None, "--min-match", help="Matcher threshold (default: the query model's)."

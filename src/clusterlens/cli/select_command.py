@@ -33,7 +33,7 @@ def select_command(
     model: str | None = typer.Option(
         None,
         help="Query model: offline:camvid (default), or open vocabulary with a CLIP: "
-        "open_clip:ARCH/TAG, open_clip:ARCH//weights.bin, hf:<CLIP folder or cached id>.",
+        "open_clip:ARCH/TAG, open_clip:ARCH//weights.bin, hf:<CLIP or SigLIP folder or id>.",
     ),
     grid: int = typer.Option(32, help="Grid cells per side (32 -> 1024 patches)."),
     gaze: str | None = typer.Option(None, help="Gaze point 'X,Y' (0..1) for foveated."),

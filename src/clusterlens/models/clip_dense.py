@@ -8,7 +8,9 @@ softmax(k k^T)`` -- and drops its residual and MLP, so each patch attends to pat
 like itself. The patch tokens then go through the final norm and projection into the
 text space and are compared with the class prompts.
 
-Here, over open_clip ``VisionTransformer`` and transformers ``CLIPVisionModel``:
+Here, over open_clip ``VisionTransformer`` and transformers ``CLIPModel`` and
+``SiglipModel`` (whose patches go one by one through its attention pooling head, see
+:func:`_siglip_patches`):
 
 - prompt templates (:data:`TEMPLATES`) averaged per class;
 - sliding-window inference: the image is resized so its short side is ``short_side``
@@ -137,6 +139,40 @@ def _hf_patches(model: Any, pixels: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], *grid, -1)
 
 
+def _siglip_patches(model: Any, pixels: torch.Tensor) -> torch.Tensor:
+    """(B, gh, gw, D) patch tokens of a transformers SiglipModel in its text space.
+
+    SigLIP has no class token and no projection: its image embedding is an attention
+    pooling head (a learned probe attending over the patches, then an MLP). Each patch is
+    sent through that head on its own, as MaskCLIP does with CLIP's attention pool: with
+    a single key the attention is the identity, so a patch becomes the head's value and
+    output projections of itself, plus the head's MLP residual.
+    """
+    vision = model.vision_model
+    patch = vision.config.patch_size
+    grid = (pixels.shape[-2] // patch, pixels.shape[-1] // patch)
+    x = vision.embeddings(pixels, interpolate_pos_encoding=True)
+    layers = vision.encoder.layers
+    for layer in layers[:-1]:
+        out = layer(x, None)
+        x = out[0] if isinstance(out, tuple) else out
+    last = layers[-1]
+    attn = last.self_attn
+    y = _correlative_attention(
+        last.layer_norm1(x),
+        attn.q_proj.weight, attn.q_proj.bias, attn.k_proj.weight, attn.k_proj.bias,
+        attn.v_proj.weight, attn.v_proj.bias, attn.num_heads,
+    )  # fmt: skip
+    x = vision.post_layernorm(attn.out_proj(y))
+    head = vision.head
+    pool = head.attention
+    value_w = pool.in_proj_weight.chunk(3)[2]
+    value_b = pool.in_proj_bias.chunk(3)[2]
+    x = pool.out_proj(F.linear(x, value_w, value_b))
+    x = x + head.mlp(head.layernorm(x))
+    return x.reshape(x.shape[0], *grid, -1)
+
+
 def _positions(table: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """open_clip's positional table resized (bicubic) to a patch grid of another size."""
     cls, patches = table[:1], table[1:]
@@ -167,8 +203,8 @@ class DenseClip:
     """Dense patch-text cosines of a CLIP ViT by sliding windows (SCLIP attention).
 
     Args:
-        bundle: a :class:`clusterlens.models.clip.ClipBundle` with a ViT CLIP (open_clip
-            or transformers ``CLIPModel``).
+        bundle: a :class:`clusterlens.models.clip.ClipBundle` with a ViT CLIP (open_clip,
+            transformers ``CLIPModel`` or ``SiglipModel``).
         templates: prompt templates with one ``{}`` for the class name.
         window: sliding-window side in pixels (default: the model's input size).
         stride: window step (default: half the window).
@@ -176,8 +212,8 @@ class DenseClip:
         logit_scale: multiplies cosines before a softmax over classes.
 
     Raises:
-        ValueError: an image-only bundle, a bundle without a per-patch projection
-            (SigLIP) or a template without ``{}``.
+        ValueError: an image-only bundle, an hf model that is neither CLIP nor SigLIP,
+            or a template without ``{}``.
     """
 
     def __init__(
@@ -194,12 +230,11 @@ class DenseClip:
                 f"{bundle.family}:{bundle.name} has no text tower (an image-only model); dense "
                 "CLIP needs a CLIP with text (open_clip ViT, or transformers CLIPModel)"
             )
-        if bundle.family == "hf" and not hasattr(bundle.model, "visual_projection"):
-            # SigLIP pools patches with an attention head and has no per-patch projection
-            kind = getattr(bundle.model.config, "model_type", type(bundle.model).__name__)
+        kind = getattr(getattr(bundle.model, "config", None), "model_type", None)
+        if bundle.family == "hf" and kind not in ("clip", "siglip"):
             raise ValueError(
-                f"hf:{bundle.name} is a {kind!r} model: dense CLIP needs a CLIP ViT with a "
-                "per-patch projection (transformers CLIPModel or any open_clip ViT)"
+                f"hf:{bundle.name} is a {kind!r} model: dense CLIP needs a CLIP or SigLIP "
+                "(transformers CLIPModel / SiglipModel, or any open_clip ViT)"
             )
         if not templates or any("{}" not in template for template in templates):
             raise ValueError(f"templates must each hold '{{}}', got {list(templates)!r}")
@@ -233,6 +268,8 @@ class DenseClip:
         model = self.bundle.model
         if self.bundle.family == "open_clip":
             patches = _open_clip_patches(model.visual, pixels)
+        elif model.config.model_type == "siglip":
+            patches = _siglip_patches(model, pixels)
         else:
             patches = _hf_patches(model, pixels)
         return F.normalize(patches.float(), dim=-1)

@@ -3,8 +3,9 @@
 ``select`` and ``ask`` need from a relevance model a ``name``, ``match_query(text)``
 and ``relevance(rgb, classes) -> (H, W)`` in [0, 1]. :class:`OpenVocabRelevance` gives
 them for every CLIP in the registry (``open_clip:<arch>/<tag or path>``,
-``hf:<CLIP folder or cached id>``) through the SCLIP-style dense CLIP that ``segment``
-uses too (:class:`clusterlens.models.clip_dense.DenseClip`, one implementation).
+``hf:<CLIP or SigLIP folder or cached id>``) through the SCLIP-style dense CLIP that
+``segment`` uses too (:class:`clusterlens.models.clip_dense.DenseClip`, one
+implementation).
 
 There is no class list to match against: the query's object phrase *is* the class.
 What replaces the matcher's threshold is calibration against negative prompts. Raw
@@ -152,6 +153,6 @@ def relevance_model(name: str, device: str = "cpu") -> Any:
     if not all(callable(getattr(model, attr, None)) for attr in ("match_query", "relevance")):
         raise ValueError(
             f"model {name!r} ({type(model).__name__}) cannot couple a query to pixels; "
-            "accepted: offline:camvid, open_clip:<arch>/<tag or weights>, hf:<CLIP folder or id>"
+            "accepted: offline:camvid, open_clip:<arch>/<tag or weights>, hf:<CLIP or SigLIP>"
         )
     return model
