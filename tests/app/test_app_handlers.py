@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from clusterlens.app.handlers import EMPTY_QUERY, Settings, run_allocation, run_regions
+from clusterlens.app.handlers import (
+    EMPTY_QUERY,
+    Settings,
+    content_key,
+    run_allocation,
+    run_regions,
+)
 from clusterlens.app.session import (
     MAX_CONTEXTS,
     SAMPLE_CHOICE,
@@ -41,6 +48,8 @@ def test_first_call_makes_a_session_and_pictures_of_the_image(street_file):
 def test_second_render_reuses_the_decoded_image(street_file):
     session, first, *_ = run_allocation(None, UPLOAD_CHOICE, str(street_file), corner(), None)
     context = session.contexts[next(iter(session.contexts))]
+    assert "decoded image" not in first["accounting"]["cached"]  # decoded by this call
+    assert first["accounting"]["decode_ms"] > 0
     session, second, *_ = run_allocation(session, UPLOAD_CHOICE, str(street_file), corner(), None)
     assert session.contexts[next(iter(session.contexts))] is context
     assert "decode_ms" not in second["accounting"]  # nothing was decoded this time
@@ -75,14 +84,24 @@ def test_sessions_do_not_share_contexts(street_file, tmp_path):
     assert theirs.contexts[key] is not mine.contexts[key]
 
 
-def test_a_session_keeps_only_the_latest_contexts(tmp_path, street_file):
-    session = None
+def test_a_session_keeps_only_the_latest_contexts(tmp_path):
+    session, keys = None, []
     for index in range(MAX_CONTEXTS + 1):
-        copy = tmp_path / f"copy{index}.png"
-        copy.write_bytes(street_file.read_bytes())
-        session, *_ = run_allocation(session, UPLOAD_CHOICE, str(copy), corner(), None)
-    assert len(session.contexts) == MAX_CONTEXTS
-    assert not any("copy0.png" in key[1] for key in session.contexts)
+        path = tmp_path / f"image{index}.png"
+        Image.fromarray(np.full((32, 32, 3), index * 10, np.uint8)).save(path)
+        keys.append(("file", content_key(path)))
+        session, *_ = run_allocation(session, UPLOAD_CHOICE, str(path), corner(), None)
+    assert list(session.contexts) == keys[1:]  # the oldest was dropped
+
+
+def test_the_same_bytes_saved_anew_reuse_the_context(street_file, tmp_path):
+    # Gradio saves each upload again: another path and mtime, the same image
+    session, *_ = run_allocation(None, UPLOAD_CHOICE, str(street_file), corner(), None)
+    again = tmp_path / "again" / "street.png"
+    again.parent.mkdir()
+    again.write_bytes(street_file.read_bytes())
+    session, a, *_ = run_allocation(session, UPLOAD_CHOICE, str(again), corner(), None)
+    assert len(session.contexts) == 1 and "decoded image" in a["accounting"]["cached"]
 
 
 def test_unreadable_upload_is_a_message(broken_file):

@@ -57,15 +57,15 @@ class AppSession:
 
     contexts: OrderedDict[tuple[str, str], ImageContext] = field(default_factory=OrderedDict)
 
-    def context(self, key: tuple[str, str], image: Any) -> ImageContext:
-        """The context stored under ``key``; made from ``image`` (a path or pixels, or a
-        function returning them) the first time."""
+    def context(self, key: tuple[str, str], image: Any) -> tuple[ImageContext, bool]:
+        """The context stored under ``key``, made from ``image`` (a path or pixels, or a
+        function returning them) the first time; and whether it was made now."""
         if key in self.contexts:
             self.contexts.move_to_end(key)
-            return self.contexts[key]
+            return self.contexts[key], False
         pixels = image() if callable(image) else image
         context = ImageContext.of(pixels)
         self.contexts[key] = context
         while len(self.contexts) > MAX_CONTEXTS:
             self.contexts.popitem(last=False)
-        return context
+        return context, True
