@@ -30,6 +30,8 @@ MODULES = [
     "clusterlens.catalog.store",
     "clusterlens.catalog.synthetic",
     "clusterlens.models.clip",
+    "clusterlens.relevance.query_parse",
+    "clusterlens.context",
 ]
 
 

@@ -17,6 +17,9 @@ from typing import Any
 import torch
 
 DEFAULT_STRATEGY = "mip-cascade"
+#: Longer side images are decoded at: above a VLM's own input limit, small enough that a
+#: 12000x9000 photo never needs gigabytes of float pixels.
+ASK_MAX_SIDE = 2048
 COARSE_MODES = ("pool", "cover")
 
 
@@ -61,6 +64,7 @@ def answer_question(
     coarse: str = "pool",
     token_budget: int | None = None,
     token_range: tuple[int, int] = (64, 400),
+    max_side: int | None = ASK_MAX_SIDE,
 ) -> AskResult:
     """Select patches for ``question`` and answer it with ``vlm`` on the kept tokens only.
 
@@ -82,6 +86,8 @@ def answer_question(
             ``token_range`` tokens by relevance under ``token_budget`` in all, and a
             patch whose budget exceeds its base tokens is added as a crop of that many
             tokens (see :mod:`clusterlens.models.vlm.budgets`).
+        max_side: larger images are decoded with this longer side (None: full size);
+            VLM processors shrink images far below a 12000x9000 photo anyway.
     """
     from clusterlens.image import load_image
     from clusterlens.models.vlm import load_vlm, prefill_flops
@@ -93,7 +99,7 @@ def answer_question(
     stages["load_vlm"] = time.perf_counter() - started
     notes = ["random weights (tiny model): the answer is nonsense"] if loaded.random_weights else []
     _check_budget_support(loaded, token_budget)
-    rgb = load_image(image)
+    rgb = load_image(image, max_side=max_side)
     batch = full_image = loaded.batch(rgb, question)
     full_tokens = int(full_image["input_ids"].shape[1])
     rows, cols = loaded.adapter.token_grids(batch)[0]

@@ -80,6 +80,7 @@ def test_a_huge_photo_is_selected_within_two_gigabytes(tmp_path):
     assert 0 < done.peak_bytes < TWO_GB, f"peak {done.peak_bytes / 2**30:.2f} GiB"
     assert payload["image_size"] == [9000, 12000]
     assert payload["meta"]["processed_size"] == [768, 1024]
+    assert "huge.jpg is 12000x9000; processed at 1024x768" in done.message
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 from clusterlens.allocate import list_strategies
-from clusterlens.ask import DEFAULT_STRATEGY, AskResult, answer_question
+from clusterlens.ask import ASK_MAX_SIDE, DEFAULT_STRATEGY, AskResult, answer_question
 from clusterlens.cli._common import console, print_json, user_errors
 
 
@@ -55,11 +55,18 @@ def ask_command(
         "64,400", help="Tokens per patch 'LOW,HIGH' with --token-budget."
     ),
     seed: int = typer.Option(0, help="Seed for the random strategy."),
+    max_side: int = typer.Option(
+        ASK_MAX_SIDE,
+        "--max-side",
+        help="Decode larger images with this longer side (JPEGs at reduced size); 0: full size.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Answer --query about IMAGE with a VLM that sees only the patches that matter."""
     if not image.is_file():
         raise FileNotFoundError(f"image not found: {image}")
+    if max_side < 0:
+        raise ValueError(f"--max-side must be 0 (full size) or a positive side, got {max_side}")
     result = answer_question(
         image,
         query,
@@ -74,6 +81,7 @@ def ask_command(
         coarse=coarse,
         token_budget=token_budget,
         token_range=_parse_range(token_range),
+        max_side=max_side or None,
     )
     if json_out:
         print_json(result.to_json())

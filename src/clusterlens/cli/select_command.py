@@ -11,7 +11,15 @@ from pathlib import Path
 import typer
 
 from clusterlens.allocate import list_strategies
-from clusterlens.cli._common import console, parse_options, parse_point, user_errors
+from clusterlens.cli._common import (
+    DEFAULT_MAX_SIDE,
+    MaxSideOption,
+    console,
+    parse_options,
+    parse_point,
+    print_notes,
+    user_errors,
+)
 from clusterlens.context import ImageContext
 from clusterlens.pipeline import select_patches, shown
 from clusterlens.viz import save_allocation_picture
@@ -56,6 +64,7 @@ def select_command(
         help="Strategy option KEY=VALUE, repeatable (e.g. tolerance=0.01 for bound-cascade, "
         "oversample=3); see docs/allocate.md.",
     ),
+    max_side: MaxSideOption = DEFAULT_MAX_SIDE,
     out: Path = typer.Option(Path("outputs/select"), "--out", "-o", help="Output folder."),
     json_file: Path | None = typer.Option(
         None, "--json", help="Also write the allocation JSON here."
@@ -63,7 +72,18 @@ def select_command(
 ) -> None:
     """Choose the patches of IMAGE that matter for --query; write a picture and JSON."""
     queries = query or [""]
-    context = ImageContext.of(image)
+    if max_side < 0:
+        raise ValueError(f"--max-side must be 0 (full size) or a positive side, got {max_side}")
+    context = ImageContext.of(image, max_side or None)
+    (height, width), processed = context.original_size, context.rgb.shape[:2]
+    if processed != (height, width):
+        print_notes(
+            [
+                f"{image.name} is {width}x{height}; processed at {processed[1]}x{processed[0]} "
+                f"(--max-side {max_side}; --max-side 0 keeps the full size); boxes are in "
+                "the original's pixels"
+            ]
+        )
     for index, text in enumerate(queries):
         result = select_patches(
             context,
