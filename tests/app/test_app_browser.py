@@ -119,7 +119,26 @@ def test_upload_query_and_requery_in_the_browser(served, browser, photo):
     assert "model passes" not in page.split("cached")[0]  # the table holds the accounting
     assert "Sky" in page  # the matched class, in the query panel
     assert requested_hosts(browser) <= {"127.0.0.1", "localhost"}  # no outside network
+    keep_screenshot(browser, "app_allocation.png")
+
+
+def test_regions_tab_in_the_browser(served, browser):
+    browser.get(served.local_url)  # the sample image, chosen by default
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.ID, "allocate"))
+    tab = next(b for b in browser.find_elements(By.TAG_NAME, "button") if b.text == "Regions")
+    tab.click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "cluster").is_displayed())
+    browser.find_element(By.ID, "cluster").click()
+    WebDriverWait(browser, WAIT_S).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#regions-overlay img")
+    )
+    message = browser.find_element(By.ID, "regions-message").text
+    assert message.endswith("regions (fast)") and int(message.split()[0]) > 1
+    keep_screenshot(browser, "app_regions.png")
+
+
+def keep_screenshot(driver, name: str) -> None:
     folder = os.environ.get("CLUSTERLENS_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(Path(folder) / "app_allocation.png"))
+        driver.save_screenshot(str(Path(folder) / name))

@@ -42,6 +42,8 @@ def test_first_call_makes_a_session_and_pictures_of_the_image(street_file):
     assert a["overlay"][60:, 80:].max() < a["overlay"][:40, :50].max()
     table = {row[0]: row[1:] for row in rows}
     assert table["patches_kept"] == ["8", "4"]
+    assert float(table["decode_ms"][0]) > 0 and table["decode_ms"][1] == ""  # A decoded
+    assert "load_model_ms" not in table  # a region alone loads no model
     assert any(key.startswith("stage_ms: ") for key in table)
 
 

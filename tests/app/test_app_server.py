@@ -99,3 +99,29 @@ def test_bad_upload_and_regions_over_http(served, street_file, broken_file):
     )  # a file listed under --images, chosen by name
     assert np.asarray(Image.open(picture)).shape[:2] == (96, 128)
     assert "regions (slic)" in note
+
+
+@pytest.mark.slow
+def test_two_clients_have_their_own_sessions(served, street_file):
+    """Each client is a session: the second one decodes the image itself."""
+
+    def cached(client: Client) -> str:
+        *_, table, _, _ = client.predict(
+            UPLOAD_CHOICE,
+            handle_file(str(street_file)),
+            "the top-left corner",
+            "topk",
+            8,
+            "uniform",
+            4,
+            8,
+            "fixed",
+            api_name="/allocate",
+        )
+        return {row[0]: row[1:] for row in table["data"]}["cached"][0]
+
+    first = Client(served.local_url, verbose=False, download_files=False)
+    second = Client(served.local_url, verbose=False, download_files=False)
+    assert "decoded image" not in cached(first)
+    assert "decoded image" in cached(first)  # the same session, the same image
+    assert "decoded image" not in cached(second)  # another session: its own context

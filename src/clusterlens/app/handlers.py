@@ -29,6 +29,8 @@ USER_ERRORS = (ValueError, FileNotFoundError, KeyError, TypeError, OSError)
 ACCOUNTING_KEYS = (
     "total_ms",
     "decode_ms",
+    "load_model_ms",
+    "match_ms",
     "encoder_ms",
     "encoder_gflops",
     "cached",
@@ -151,9 +153,11 @@ def _allocate(
 
 
 def accounting_rows(first: dict[str, Any], second: dict[str, Any] | None) -> list[list[Any]]:
-    """Rows [key, A, B] of the accounting: totals, then one row per strategy stage."""
+    """Rows [key, A, B] of the accounting: totals (those either side has: ``decode_ms``
+    and ``load_model_ms`` only when that work ran), then one row per strategy stage."""
     sides = [first["accounting"], second["accounting"] if second else {}]
-    rows = [[key, *(_cell(side.get(key)) for side in sides)] for key in ACCOUNTING_KEYS]
+    shown = [key for key in ACCOUNTING_KEYS if any(key in side for side in sides)]
+    rows = [[key, *(_cell(side.get(key)) for side in sides)] for key in shown]
     stages = list(dict.fromkeys(k for side in sides for k in side.get("stage_ms", {})))
     rows += [
         [f"stage_ms: {stage}", *(_cell(side.get("stage_ms", {}).get(stage)) for side in sides)]
