@@ -58,3 +58,19 @@ def test_lazy_cascade_with_a_model_that_cannot_run_lazily_says_so():
     assert set(zip(result.allocation.rows, result.allocation.cols, strict=True)) == set(
         zip(reference.allocation.rows, reference.allocation.cols, strict=True)
     )
+
+
+def test_lazy_cascade_skips_the_coarse_pass_when_windows_cannot_pay():
+    from clusterlens.models import load_model
+
+    model = load_model("offline:camvid")
+    image = textured(6)
+    small_k = select_patches(image, "the road", "lazy-cascade", 4, model=model)
+    large_k = select_patches(image, "the road", "lazy-cascade", 512, model=model)
+    topk = select_patches(image, "the road", "topk", 512, model=model)
+    assert small_k.allocation.cost["encoder_passes"][0].startswith("coarse")
+    assert [p.split()[0] for p in large_k.allocation.cost["encoder_passes"]] == ["dense"]
+    assert any("from the start" in note for note in large_k.notes)
+    assert set(zip(large_k.allocation.rows, large_k.allocation.cols, strict=True)) == set(
+        zip(topk.allocation.rows, topk.allocation.cols, strict=True)
+    )

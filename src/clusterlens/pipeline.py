@@ -25,6 +25,7 @@ docs/allocate.md) and the parse is reported in ``meta["query_parse"]``:
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from clusterlens.allocate import Allocation, PatchGrid, allocate
+from clusterlens.allocate.lazy_cascade import OVERSAMPLE as LAZY_OVERSAMPLE
 from clusterlens.context import ImageContext
 from clusterlens.image import ImageInput
 from clusterlens.models.text import QueryMatch, loose_reason
@@ -176,8 +178,9 @@ def select_patches(
         patch_size = None
     patch_grid = PatchGrid.from_count(*rgb.shape[:2], grid)
     coupling = _Coupling.resolve(
-        context, query, model, strategy, patch_grid, notes, cost, min_match
-    )
+        context, query, model, strategy, patch_grid, notes, cost, min_match,
+        refine=_cells_to_refine(strategy, budget, options),
+    )  # fmt: skip
     combiner, skipped = _balancer(balancer, weights, context, coupling, notes)
     query_free = _query_free_ways(context, skipped, cost)
     maps = np.concatenate([query_free, coupling.map_for_scorer(rgb.shape[:2])[None]])
@@ -243,6 +246,17 @@ def below(score: float, threshold: float) -> str:
     return f"{score:.{digits}f} < {threshold:.{digits}f}"
 
 
+def _cells_to_refine(strategy: str, budget: Any, options: dict[str, Any]) -> int:
+    """How many cells ``lazy-cascade`` will ask for at full settings (0 for others; a bad
+    budget or option is left for ``allocate`` to explain)."""
+    if strategy != "lazy-cascade" or not isinstance(budget, int) or budget < 1:
+        return 0
+    try:
+        return math.ceil(float(options.get("oversample", LAZY_OVERSAMPLE)) * budget)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _context_for(
     image: ImageInput | ImageContext,
     context: ImageContext | None,
@@ -285,6 +299,7 @@ class _Coupling:
         self.groups: list[tuple[str, ...]] = []  # each matched object's classes
         self.near: tuple[str, ...] = ()  # the classes of the "near" reference objects
         self.source: CouplingSource | None = None
+        self.refine = 0  # cells lazy-cascade will ask for at full settings
         self._before: EncoderCost | None = None
         self._timings: dict[str, float] = {}
         self._dense_map: np.ndarray | None = None
@@ -317,10 +332,12 @@ class _Coupling:
         notes: list[str],
         cost: dict[str, Any],
         min_match: float | None = None,
+        refine: int = 0,
     ) -> _Coupling:
         loaded = model if model is not None and not isinstance(model, str) else None
         name = getattr(loaded, "name", None) or model or DEFAULT_MODEL
         coupling = cls(name, strategy, grid)
+        coupling.refine = refine
         coupling.parse = parse_query(query)
         if not coupling._wants_model(query or "", notes):
             return coupling
@@ -448,14 +465,26 @@ class _Coupling:
                 "several objects, negations and regions combine whole maps: lazy-cascade "
                 "used the dense map"
             )
+        elif not self.source.windows_may_pay(self.refine, self.spans()):
+            notes.append(
+                f"windows around the {self.refine} cells lazy-cascade would refine cost more "
+                f"than one dense pass of {self.model_name}: it used the dense map from the start"
+            )
 
     def _uses_lazy_cells(self) -> bool:
+        """Whether the lazy cascade asks the source for cells: not for compound queries,
+        nor when windows around the cells it will refine cannot beat one dense pass (then
+        a coarse pass would only add cost, and the dense map is used from the start)."""
         return (
             self.strategy == "lazy-cascade"
             and self.source is not None
             and self.source.lazy
             and not self.compound
+            and self.source.windows_may_pay(self.refine, self.spans())
         )
+
+    def spans(self) -> CellSpans:
+        return CellSpans(*self.grid.spans(), self.grid.height, self.grid.width)
 
     def stats_map(self) -> np.ndarray:
         """The coupling the balancer's image statistics read: the coarse pass's for the
@@ -586,7 +615,9 @@ class _LazyCells:
     def _all_dense(self) -> np.ndarray:
         return self.coupling.grid.cell_means(self.coupling.scorer_map())[0]
 
-    def coarse(self) -> np.ndarray:
+    def coarse(self, expected: int) -> np.ndarray:
+        # when windows for ``expected`` cells cannot pay, _uses_lazy_cells() is already
+        # false and the dense map serves every request
         if not self.coupling._uses_lazy_cells():
             return self._all_dense()
         return self.coupling.source.coarse_cells(self.coupling.classes, self.spans)

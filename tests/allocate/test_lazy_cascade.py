@@ -19,7 +19,8 @@ class FakeSource:
         self.asked: list[tuple[int, int]] = []
         self.ran_dense = False
 
-    def coarse(self) -> np.ndarray:
+    def coarse(self, expected: int) -> np.ndarray:
+        self.expected = expected
         return self.estimate
 
     def fine(self, rows, cols):

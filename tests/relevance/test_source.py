@@ -157,3 +157,13 @@ def test_a_model_without_the_lazy_interface_is_evaluated_densely_once_per_class_
     assert source.coupling_map(["Car"]).shape == (40, 50)
     source.coupling_map(["Car"])
     assert model.calls == 1 and source.cost.calls == 1
+
+
+def test_windows_may_pay_only_when_the_cells_fit_with_their_margins():
+    model = segmenter(PointwiseNet(), scale=1.0)  # works at 352x480
+    source = CouplingSource(model, image(360, 480))
+    spans = spans_of(360, 480, 32)  # cells of about 11x15 working pixels
+    assert source.windows_may_pay(4, spans, margin=16)
+    assert not source.windows_may_pay(600, spans, margin=16)
+    assert not source.windows_may_pay(4, spans, margin=200)
+    assert not source.has_pass("dense") and source.cost.calls == 0  # deciding runs nothing

@@ -11,8 +11,10 @@ map computed before the strategy starts:
 
 If answering step 3 made the source run the model over the whole image (it does when
 windows around the candidates would cost more than that), every cell is then known
-exactly and the K best of *all* cells are kept: the result equals ``topk``'s. The
-source says so (``exact()`` returns the full map), and the allocation notes it.
+exactly and the K best of *all* cells are kept: the result equals ``topk``'s
+(``exact()`` returns the full map). A source that can tell beforehand that windows for
+``ceil(oversample * K)`` cells cannot pay answers step 1 exactly too, so no coarse pass
+is wasted; ``accounting["encoder_passes"]`` shows which passes ran.
 
 Without a source (``allocate`` called on maps alone) the maps' coupling channel is
 read: it was computed densely, so this equals ``topk`` (``meta["lazy_note"]`` says so).
@@ -42,8 +44,10 @@ OVERSAMPLE = 2.0
 class CellCoupling(Protocol):
     """Query coupling of the finest grid cells, computed on demand."""
 
-    def coarse(self) -> np.ndarray:
-        """(rows, cols) estimate of every cell's coupling (cheap)."""
+    def coarse(self, expected: int) -> np.ndarray:
+        """(rows, cols) estimate of every cell's coupling (cheap); ``expected``: how many
+        cells the cascade will then ask :meth:`fine` for (a source that cannot answer that
+        many more cheaply than densely may answer exactly here)."""
 
     def fine(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """(N,) coupling of the given cells at full settings."""
@@ -65,9 +69,10 @@ def lazy_cascade(request: Request) -> Selection:
     features = scorer.features(0, rows, cols).clone()  # known channels exact
     timings: dict[str, float] = {}
     with stage(timings, "coarse"):
-        features[:, coupling_channel] = torch.from_numpy(source.coarse().reshape(-1))
+        wanted = math.ceil(oversample * budget)
+        features[:, coupling_channel] = torch.from_numpy(source.coarse(wanted).reshape(-1))
         estimate = scorer.combine(features)
-        best = top(estimate, math.ceil(oversample * budget))
+        best = top(estimate, wanted)
         cand_rows, cand_cols = with_halo(rows[best], cols[best], shape, halo)
     with stage(timings, "fine"):
         fine = source.fine(cand_rows.numpy(), cand_cols.numpy())
@@ -95,7 +100,7 @@ class _MapCells:
     def __init__(self, scorer, channel: int) -> None:
         self.values = scorer.mean_levels[0][channel].numpy()
 
-    def coarse(self) -> np.ndarray:
+    def coarse(self, expected: int) -> np.ndarray:
         return self.values
 
     def fine(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

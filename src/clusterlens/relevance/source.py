@@ -37,6 +37,7 @@ evaluated densely; :attr:`CouplingSource.lazy` says which.
 
 from __future__ import annotations
 
+import math
 import time
 import weakref
 from collections.abc import Sequence
@@ -224,6 +225,17 @@ class CouplingSource:
     def dense_cells(self, classes: Sequence[str], spans: CellSpans) -> np.ndarray:
         """(rows, cols) coupling of every cell at the shipped settings (the reference)."""
         return _cell_means(self.probabilities("dense"), self.class_indices(classes), spans)
+
+    def windows_may_pay(self, cells: int, spans: CellSpans, margin: int = WINDOW_MARGIN) -> bool:
+        """Whether windows around ``cells`` cells could cost less than :data:`WINDOW_SHARE`
+        of the dense pass: true when their area, packed into one square with the margin
+        on every side, fits. If not, a cascade should not pay for a coarse pass first."""
+        if not self.lazy:
+            return False
+        work_h, work_w = self._input("dense").shape[-2:]
+        cell_area = work_h * work_w / ((len(spans.row_starts)) * len(spans.col_starts))
+        side = math.sqrt(cells * cell_area) + 2 * margin
+        return min(side, work_h) * min(side, work_w) <= WINDOW_SHARE * work_h * work_w
 
     def fine_cells(
         self,
