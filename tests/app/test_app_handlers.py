@@ -45,6 +45,24 @@ def test_first_call_makes_a_session_and_pictures_of_the_image(street_file):
     assert float(table["decode_ms"][0]) > 0 and table["decode_ms"][1] == ""  # A decoded
     assert "load_model_ms" not in table  # a region alone loads no model
     assert any(key.startswith("stage_ms: ") for key in table)
+    # what A's relevance is made of: a region alone weighs 0.25 / 0.25 / 0.5
+    captions = [caption for _, caption in a["views"]]
+    assert captions == [
+        "information (weight 0.25)",
+        "salience (weight 0.25)",
+        "coupling (weight 0.50)",
+    ]
+    assert all(picture.shape == (96, 128, 3) for picture, _ in a["views"])
+    assert b["views"] == []  # B shows its overlay and relevance only
+
+
+def test_a_cluster_strategy_also_shows_its_clusters(street_file):
+    _, a, *_ = run_allocation(
+        None, UPLOAD_CHOICE, str(street_file), corner("cluster-cascade"), None
+    )
+    picture, caption = a["views"][-1]
+    assert caption.endswith(" clusters") and int(caption.split()[0]) > 1
+    assert (picture == (255, 220, 0)).all(axis=2).any()  # boundaries drawn
 
 
 def test_second_render_reuses_the_decoded_image(street_file):
@@ -71,6 +89,12 @@ def test_budget_change_reuses_the_model_passes(street_file):
     assert "decoded image" in cached and "model passes" in cached
     assert again["accounting"]["encoder_gflops"] == 0  # no model pass ran for the re-render
     assert again["accounting"]["patches_kept"] == 16
+    # adaptive weights leave information and salience out; the page still shows them
+    skipped = again["accounting"]["skipped"]
+    assert skipped == ["information", "salience"]
+    for (picture, caption), name in zip(again["views"][:2], skipped, strict=True):
+        assert caption.startswith(name) and caption.endswith(", not used)")
+        assert (picture != picture[0, 0]).any()  # the real map, not zeros
 
 
 def test_sessions_do_not_share_contexts(street_file, tmp_path):

@@ -42,7 +42,7 @@ def served(street_file):
 @pytest.mark.slow  # starts a server (a few seconds)
 def test_allocation_endpoint_over_http(served, street_file):
     client = Client(served.local_url, verbose=False, download_files=True)
-    overlay_a, heat_a, overlay_b, heat_b, table, match, message = client.predict(
+    overlay_a, heat_a, overlay_b, heat_b, views, table, match, message = client.predict(
         UPLOAD_CHOICE,
         handle_file(str(street_file)),
         "the top-left corner",  # a region alone: no model is loaded
@@ -59,6 +59,11 @@ def test_allocation_endpoint_over_http(served, street_file):
     assert all(picture.shape[:2] == (96, 128) for picture in pictures)
     rows = {row[0]: row[1:] for row in table["data"]}
     assert rows["patches_kept"] == ["8", "4"]
+    assert [view["caption"].split()[0] for view in views] == [
+        "information",
+        "salience",
+        "coupling",
+    ]
     assert match["query_parse"]["regions"] == ["top-left"]
     # a second call from the same client reuses its session's decoded image
     *_, table, _, _ = client.predict(

@@ -101,13 +101,15 @@ def run_allocation(
 
     Returns:
         the session; for each side a dict of ``overlay`` and ``heat`` (uint8 RGB
-        pictures), ``match`` (parse, match, notes) and ``accounting`` (None for a side
-        not run); the accounting table rows; and a message ('' when all went well).
+        pictures), ``match`` (parse, match, notes), ``accounting`` and ``views``
+        (``first`` only: each way of knowing and the clusters, as captioned pictures;
+        None for a side not run); the accounting table rows; and a message ('' when all
+        went well).
     """
     session = session or AppSession()
     try:
         context, decoded_now = open_image(session, source, upload, sources or ImageSources())
-        results = [_allocate(context, first, decoded_now)]
+        results = [_allocate(context, first, decoded_now, with_views=True)]
         results.append(_allocate(context, second) if second else None)
     except USER_ERRORS as error:
         return session, None, None, [], f"⚠️ {_message(error)}"
@@ -119,7 +121,7 @@ def run_allocation(
 
 
 def _allocate(
-    context: ImageContext, settings: Settings, decoded_now: bool = False
+    context: ImageContext, settings: Settings, decoded_now: bool = False, with_views: bool = False
 ) -> dict[str, Any]:
     from clusterlens.pipeline import select_patches  # local: loads models only when needed
     from clusterlens.viz.render import allocation_overlay, heat_map
@@ -149,7 +151,34 @@ def _allocate(
             "notes": selection.notes,
         },
         "accounting": accounting,
+        "views": _views(context, selection) if with_views else [],
     }
+
+
+def _views(context: ImageContext, selection: Any) -> list[tuple[np.ndarray, str]]:
+    """Each way of knowing as a heat map with its balancer weight, and the cluster map's
+    boundaries when the strategy clustered: what the balanced relevance is made of.
+
+    A way the allocation skipped (negligible weight) is zeros in the selection; the page
+    shows the real map from the context instead (computed once per image, then reused),
+    since seeing what was left out is the point of looking.
+    """
+    from clusterlens.relevance import QUERY_FREE_WAYS, WAYS
+    from clusterlens.viz.render import boundary_overlay, heat_map
+
+    weights = selection.allocation.meta.get("balancer_weights") or {}
+    skipped = set(selection.allocation.cost.get("skipped", ()))
+    ways = list(selection.ways)
+    if skipped & set(QUERY_FREE_WAYS):
+        ways[: len(QUERY_FREE_WAYS)] = context.query_free_ways([])
+    views = []
+    for name, way in zip(WAYS, ways, strict=True):
+        caption = f"{name} (weight {weights.get(name, 0.0):.2f}"
+        views.append((heat_map(way), caption + (", not used)" if name in skipped else ")")))
+    if selection.clusters is not None:
+        count = int(selection.clusters.max()) + 1
+        views.append((boundary_overlay(selection.image, selection.clusters), f"{count} clusters"))
+    return views
 
 
 def accounting_rows(first: dict[str, Any], second: dict[str, Any] | None) -> list[list[Any]]:

@@ -74,6 +74,13 @@ def _allocation_tab(
     with gr.Row():
         heat_a = gr.Image(label="balanced relevance A", format=PICTURE_FORMAT)
         heat_b = gr.Image(label="balanced relevance B", format=PICTURE_FORMAT)
+    views = gr.Gallery(
+        label="what relevance A is made of: each way of knowing, and the clusters",
+        columns=4,
+        height="auto",
+        format=PICTURE_FORMAT,
+        elem_id="views-a",
+    )
     accounting = gr.Dataframe(headers=ACCOUNTING_HEADERS, label="accounting", wrap=True)
     match = gr.JSON(label="query: parse, match, notes (A)")
 
@@ -84,10 +91,10 @@ def _allocation_tab(
         if note.startswith("⚠️"):
             gr.Warning(note)
         pictures = [side and side[key] for side in (a, b) for key in ("overlay", "heat")]
-        return state, *pictures, rows, a and a["match"], note
+        return state, *pictures, a and a["views"], rows, a and a["match"], note
 
     inputs = [session, source, upload, query, strategy_a, budget_a, strategy_b, budget_b]
-    outputs = [session, overlay_a, heat_a, overlay_b, heat_b, accounting, match, message]
+    outputs = [session, overlay_a, heat_a, overlay_b, heat_b, views, accounting, match, message]
     run.click(allocate, [*inputs, grid, balancer], outputs, api_name="allocate")
     query.submit(allocate, [*inputs, grid, balancer], outputs, api_name=False)
 
