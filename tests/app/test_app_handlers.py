@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clusterlens.allocate import list_strategies
 from clusterlens.app.handlers import (
     EMPTY_QUERY,
     Settings,
@@ -192,3 +193,18 @@ def test_regions_draw_boundaries_and_report_the_count(street_file):
 def test_regions_bad_method_is_a_message(street_file):
     _, picture, message = run_regions(None, UPLOAD_CHOICE, str(street_file), "sam", 10)
     assert picture is None and message.startswith("⚠️") and "checkpoint" in message
+
+
+@pytest.mark.parametrize("strategy", list_strategies())
+def test_every_strategy_offered_runs_in_the_page(street_file, strategy):
+    _, a, *_, message = run_allocation(
+        None, UPLOAD_CHOICE, str(street_file), corner(strategy, 16), None
+    )
+    # 16: quadtree's leaves come 3 at a time (1, 4, 7, ... 16), and it never exceeds K
+    assert message == "" and a["accounting"]["patches_kept"] == 16
+
+
+def test_a_budget_above_the_grid_is_explained(street_file):
+    _, a, *_ = run_allocation(None, UPLOAD_CHOICE, str(street_file), corner("topk", 500), None)
+    assert a["accounting"]["patches_kept"] == 64  # the whole 8x8 grid
+    assert "64" in a["match"]["budget_note"]

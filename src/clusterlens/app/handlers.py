@@ -148,6 +148,7 @@ def _allocate(
             "query_parse": allocation.meta.get("query_parse"),
             "query_match": allocation.meta.get("query_match"),
             "balancer_weights": allocation.meta.get("balancer_weights"),
+            "budget_note": allocation.meta.get("budget_note"),
             "notes": selection.notes,
         },
         "accounting": accounting,
