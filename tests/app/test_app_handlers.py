@@ -8,6 +8,7 @@ from PIL import Image
 
 from clusterlens.allocate import list_strategies
 from clusterlens.app.handlers import (
+    DISPLAY_SIDE,
     EMPTY_QUERY,
     Settings,
     content_key,
@@ -208,3 +209,15 @@ def test_a_budget_above_the_grid_is_explained(street_file):
     _, a, *_ = run_allocation(None, UPLOAD_CHOICE, str(street_file), corner("topk", 500), None)
     assert a["accounting"]["patches_kept"] == 64  # the whole 8x8 grid
     assert "64" in a["match"]["budget_note"]
+
+
+def test_large_images_are_shown_at_display_size(tmp_path):
+    path = tmp_path / "wide.png"
+    pixels = np.full((500, 1000, 3), 200, np.uint8)
+    pixels[:, :500] = 255  # the corner query keeps patches in the top-left quarter
+    Image.fromarray(pixels).save(path)
+    _, a, *_ = run_allocation(None, UPLOAD_CHOICE, str(path), corner("topk", 8), None)
+    assert a["overlay"].shape == a["heat"].shape == (DISPLAY_SIDE // 2, DISPLAY_SIDE, 3)
+    assert all(picture.shape[:2] == (320, 640) for picture, _ in a["views"])
+    # kept patches (top-left quarter) as they are, the right half dimmed (200 * 0.3)
+    assert a["overlay"][40, 40].min() > 240 and a["overlay"][200, 600].max() < 80

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from clusterlens.app.session import SAMPLE_CHOICE, UPLOAD_CHOICE, AppSession, ImageSources
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 #: The errors the library raises for bad input (see ARCHITECTURE.md, "Conventions");
 #: OSError covers files PIL cannot read. Anything else is a bug: logged with its trace.
 USER_ERRORS = (ValueError, FileNotFoundError, KeyError, TypeError, OSError)
+#: Pictures are drawn at most this many pixels on a side: the page shows them about 450
+#: px wide, and at 1024^2 encoding, sending and decoding eight pictures cost the browser
+#: more than the allocation itself. Patch boxes are normalised, so they fit any size.
+DISPLAY_SIDE = 640
 #: Accounting rows shown, in this order (see docs/allocate.md, "Accounting").
 ACCOUNTING_KEYS = (
     "total_ms",
@@ -141,8 +146,8 @@ def _allocate(
         accounting["decode_ms"] = round(context.decode_ms, 2)
         accounting["total_ms"] = round(accounting["total_ms"] + context.decode_ms, 2)
     return {
-        "overlay": allocation_overlay(selection.image, allocation),
-        "heat": heat_map(selection.relevance),
+        "overlay": allocation_overlay(shown(selection.image), allocation),
+        "heat": heat_map(shown(selection.relevance)),
         "match": {
             "query": settings.query,
             "query_parse": allocation.meta.get("query_parse"),
@@ -175,11 +180,23 @@ def _views(context: ImageContext, selection: Any) -> list[tuple[np.ndarray, str]
     views = []
     for name, way in zip(WAYS, ways, strict=True):
         caption = f"{name} (weight {weights.get(name, 0.0):.2f}"
-        views.append((heat_map(way), caption + (", not used)" if name in skipped else ")")))
+        views.append((heat_map(shown(way)), caption + (", not used)" if name in skipped else ")")))
     if selection.clusters is not None:
         count = int(selection.clusters.max()) + 1
-        views.append((boundary_overlay(selection.image, selection.clusters), f"{count} clusters"))
+        labels = shown(selection.clusters.astype(np.int32), nearest=True)  # ids: never blend
+        views.append((boundary_overlay(shown(selection.image), labels), f"{count} clusters"))
     return views
+
+
+def shown(array: np.ndarray, nearest: bool = False) -> np.ndarray:
+    """``array`` (H, W[, C]) resized to at most :data:`DISPLAY_SIDE` on its longer side
+    (area averaging, or ``nearest`` for labels); unchanged when it already fits."""
+    height, width = array.shape[:2]
+    scale = DISPLAY_SIDE / max(height, width)
+    if scale >= 1:
+        return array
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(array, size, interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
 
 
 def accounting_rows(first: dict[str, Any], second: dict[str, Any] | None) -> list[list[Any]]:
