@@ -123,6 +123,14 @@ def _hf_patches(model: Any, pixels: torch.Tensor) -> torch.Tensor:
     grid = (pixels.shape[-2] // patch, pixels.shape[-1] // patch)
     x = vision.embeddings(pixels, interpolate_pos_encoding=True)
     x = vision.pre_layrnorm(x)
+    x = vision.post_layernorm(_hf_correlative_tokens(vision, x)[:, 1:])
+    x = model.visual_projection(x)
+    return x.reshape(x.shape[0], *grid, -1)
+
+
+def _hf_correlative_tokens(vision: Any, x: torch.Tensor) -> torch.Tensor:
+    """A transformers vision tower's blocks, the last with SCLIP's correlative attention
+    in place of its own (and without its MLP), as the last block's output projection."""
     layers = vision.encoder.layers
     for layer in layers[:-1]:
         out = layer(x, None)
@@ -134,9 +142,7 @@ def _hf_patches(model: Any, pixels: torch.Tensor) -> torch.Tensor:
         attn.q_proj.weight, attn.q_proj.bias, attn.k_proj.weight, attn.k_proj.bias,
         attn.v_proj.weight, attn.v_proj.bias, attn.num_heads,
     )  # fmt: skip
-    x = vision.post_layernorm(attn.out_proj(y)[:, 1:])
-    x = model.visual_projection(x)
-    return x.reshape(x.shape[0], *grid, -1)
+    return attn.out_proj(y)
 
 
 def _siglip_patches(model: Any, pixels: torch.Tensor) -> torch.Tensor:
@@ -152,18 +158,7 @@ def _siglip_patches(model: Any, pixels: torch.Tensor) -> torch.Tensor:
     patch = vision.config.patch_size
     grid = (pixels.shape[-2] // patch, pixels.shape[-1] // patch)
     x = vision.embeddings(pixels, interpolate_pos_encoding=True)
-    layers = vision.encoder.layers
-    for layer in layers[:-1]:
-        out = layer(x, None)
-        x = out[0] if isinstance(out, tuple) else out
-    last = layers[-1]
-    attn = last.self_attn
-    y = _correlative_attention(
-        last.layer_norm1(x),
-        attn.q_proj.weight, attn.q_proj.bias, attn.k_proj.weight, attn.k_proj.bias,
-        attn.v_proj.weight, attn.v_proj.bias, attn.num_heads,
-    )  # fmt: skip
-    x = vision.post_layernorm(attn.out_proj(y))
+    x = vision.post_layernorm(_hf_correlative_tokens(vision, x))
     head = vision.head
     pool = head.attention
     value_w = pool.in_proj_weight.chunk(3)[2]
