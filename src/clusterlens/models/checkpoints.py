@@ -5,7 +5,7 @@ plain containers. Every checkpoint this project writes holds nothing else, so no
 extra safe globals are registered: a file that refers to any other object (which
 unpickling could use to run code) is refused, and a file that is not a readable torch
 checkpoint gets one line saying so instead of torch's paragraphs (which suggest
-``weights_only=False``, exactly what must not be done).
+turning the safety check off, exactly what must not be done).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def load_checkpoint(path: str | Path, what: str, hint: str = "", device: str = "
 
 
 def _unreadable(path: str | Path, what: str, err: BaseException, suffix: str) -> ValueError:
-    # torch's own messages run to paragraphs (and suggest weights_only=False): keep the
+    # torch's own messages run to paragraphs (and suggest disabling the check): keep the
     # first sentence, or just the exception type when it says nothing useful
     text = str(err).strip()
     if not text or "Weights only load failed" in text or isinstance(err, KeyError):

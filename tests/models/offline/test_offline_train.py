@@ -96,7 +96,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "_train_one_epoch", interrupt_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         train_module.main(_tiny_args(data, tmp_path / "resumed"))
-    assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["epoch"] == 1
     # A time-limited run can ship its best epoch so far, saying how far it got.
     assert train_module.main([*_tiny_args(data, tmp_path / "resumed"), "--export-only"]) == 0
     early = json.loads((tmp_path / "resumed" / "camvid_unet.json").read_text())
@@ -104,8 +104,8 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "_train_one_epoch", real_epoch)
     assert train_module.main(_tiny_args(data, tmp_path / "resumed")) == 0
 
-    straight = torch.load(tmp_path / "straight" / "last.pt", weights_only=False)
-    resumed = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)
+    straight = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
     assert [r["epoch"] for r in resumed["history"]] == [1, 2]  # none repeated or lost
     for key, value in straight["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
