@@ -74,3 +74,19 @@ def test_lazy_cascade_skips_the_coarse_pass_when_windows_cannot_pay():
     assert set(zip(large_k.allocation.rows, large_k.allocation.cols, strict=True)) == set(
         zip(topk.allocation.rows, topk.allocation.cols, strict=True)
     )
+
+
+def test_groups_of_a_callers_own_cluster_map_are_never_taken_from_the_context():
+    context = ImageContext.of(textured(7))
+    halves = np.zeros((128, 128), np.int64)
+    halves[:, 64:] = 1
+    quarters = halves + 2 * (np.arange(128)[:, None] >= 64)
+    # the same array twice, then another: a cache keyed by the array's identity could hand
+    # back groups of a map that no longer exists (ids are reused after collection)
+    for given in (halves, halves, quarters):
+        result = select_patches(
+            context, None, "hierarchical-cluster", 16, clusters=given, cluster_method="fast"
+        )
+        assert "clusters" not in result.allocation.cost["cached"]
+        kept = result.allocation.clusters
+        assert len(np.unique(kept)) <= len(np.unique(given))

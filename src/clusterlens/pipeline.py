@@ -716,10 +716,15 @@ def _clusters_for(
     )
     parents = None
     if strategy == "hierarchical-cluster":
-        parents = context.clusters(
-            (method, count, "parents", id(labels) if given is not None else None),
-            lambda: group_clusters(labels, rgb, max_clusters=PARENT_CLUSTERS).coarse.labels,
-            cost["cached"],
+
+        def group() -> np.ndarray:
+            return group_clusters(labels, rgb, max_clusters=PARENT_CLUSTERS).coarse.labels
+
+        # groups of a caller's own map are not kept: nothing identifies that map later
+        parents = (
+            group()
+            if given is not None
+            else context.clusters((method, count, "parents"), group, cost["cached"])
         )
     cost["clusters_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return labels, parents

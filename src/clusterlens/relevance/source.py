@@ -37,6 +37,7 @@ evaluated densely; :attr:`CouplingSource.lazy` says which.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import weakref
@@ -254,8 +255,7 @@ class CouplingSource:
         if "dense" in self._probabilities:
             return self.dense_cells(classes, spans)[rows, cols]
         work_h, work_w = self._input("dense").shape[-2:]
-        ops_y = cell_operator(spans.row_starts, spans.row_ends, spans.height, work_h)
-        ops_x = cell_operator(spans.col_starts, spans.col_ends, spans.width, work_w)
+        ops_y, ops_x = _operators(spans, work_h, work_w)
         needed = _support(ops_y[rows], ops_x[cols], work_h, work_w)
         if self._trusted is not None:
             needed &= ~self._trusted
@@ -317,9 +317,23 @@ class CouplingSource:
 def _cell_means(probabilities: np.ndarray, classes: Sequence[int], spans: CellSpans) -> np.ndarray:
     summed = probabilities[list(classes)].sum(0).clip(0.0, 1.0)
     work_h, work_w = summed.shape
-    ops_y = cell_operator(spans.row_starts, spans.row_ends, spans.height, work_h)
-    ops_x = cell_operator(spans.col_starts, spans.col_ends, spans.width, work_w)
+    ops_y, ops_x = _operators(spans, work_h, work_w)
     return (ops_y @ summed @ ops_x.T).astype(np.float32)
+
+
+def _operators(spans: CellSpans, work_h: int, work_w: int) -> tuple[np.ndarray, np.ndarray]:
+    """The row and column :func:`cell_operator` of a grid at a working size (kept: every
+    query on an image, and every image of one size, needs the same two)."""
+    rows = (tuple(spans.row_starts), tuple(spans.row_ends), spans.height, work_h)
+    cols = (tuple(spans.col_starts), tuple(spans.col_ends), spans.width, work_w)
+    return _kept_operator(*rows), _kept_operator(*cols)
+
+
+@functools.lru_cache(maxsize=64)
+def _kept_operator(starts: tuple, ends: tuple, image_len: int, work_len: int) -> np.ndarray:
+    operator = cell_operator(np.array(starts), np.array(ends), image_len, work_len)
+    operator.flags.writeable = False  # shared between callers
+    return operator
 
 
 def _support(ops_y: np.ndarray, ops_x: np.ndarray, height: int, width: int) -> np.ndarray:
