@@ -22,14 +22,24 @@ def train_offline_command(
     threads: int = typer.Option(2, "--threads", help="Torch CPU threads."),
     limit_train: int | None = typer.Option(None, "--limit-train", help="Smoke runs: N images."),
     limit_val: int | None = typer.Option(None, "--limit-val", help="Smoke runs: N images."),
+    recipe_name: str = typer.Option(
+        "v1", "--recipe", help="v1: the first shipped recipe; v2: made to generalise."
+    ),
+    holdout: str | None = typer.Option(
+        None, "--holdout", help="Train without this drive and judge on it (0001TP, 0006R0, 0016E5)."
+    ),
+    cross_validate: bool = typer.Option(
+        False, "--cv", help="Leave-one-drive-out cross-validation: one run per drive, a report."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the final metadata as JSON."),
 ) -> None:
     """Train the compact U-Net behind offline:camvid; interrupt and rerun to resume."""
     import torch
 
+    from clusterlens.models.offline import cv
     from clusterlens.models.offline import train as recipe
 
-    argv = ["--out", str(out), "--seed", str(seed), "--epochs", str(epochs)]
+    argv = ["--seed", str(seed), "--epochs", str(epochs), "--recipe", recipe_name]
     argv += ["--batch-size", str(batch_size), "--threads", str(threads)]
     if data is not None:
         argv += ["--data", str(data)]
@@ -37,15 +47,24 @@ def train_offline_command(
         argv += ["--limit-train", str(limit_train)]
     if limit_val is not None:
         argv += ["--limit-val", str(limit_val)]
-    args = recipe.parse_args(argv)
+    if cross_validate:
+        if holdout is not None:
+            raise ValueError("--cv holds out every drive in turn; drop --holdout")
+        cv.main(["--out", str(out), *argv])
+        return
+    if holdout is not None:
+        argv += ["--holdout", holdout]
+    args = recipe.parse_args(["--out", str(out), *argv])
     torch.set_num_threads(args.threads)
     metadata = recipe.train(recipe.config_from_args(args), args.data, Path(args.out))
     if as_json:
         print_json(metadata)
         return
+    judged = metadata["val"]
+    score = f"{metadata['judged_on']} mIoU {100 * judged['miou']:.1f}%" if judged else "no judge"
     console.print(
-        f"[bold]offline:camvid[/] val mIoU {100 * metadata['val']['miou']:.1f}% "
-        f"(best epoch {metadata['best_epoch']}, scale {metadata['scale']}); "
+        f"[bold]offline:camvid[/] {score} (epoch {metadata['best_epoch']}, scale "
+        f"{metadata['scale']}, flip TTA {metadata['flip_tta']}); "
         f"weights in {out / (recipe.CHECKPOINT_NAME + '.pt')}"
     )
 

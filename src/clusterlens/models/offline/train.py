@@ -12,9 +12,22 @@ continues after the last finished epoch. Every epoch draws its batches from a
 generator seeded by ``(seed, epoch)``, so a resumed run sees exactly the batches an
 uninterrupted run would. An interrupted epoch is redone from its start.
 
-When training ends, the best epoch on val (mIoU at full 480x360) is re-scored at a
-few working scales with flip test-time augmentation, and the best setting is
-exported as an fp16 state dict ``<out>/camvid_unet.pt`` plus ``camvid_unet.json``.
+When training ends, the chosen epoch (the best on the evaluation frames, or the last
+one) is re-scored at a few working scales with and without flip test-time
+augmentation, and exported as an fp16 state dict ``<out>/camvid_unet.pt`` plus
+``camvid_unet.json``.
+
+Which frames train and which judge:
+
+- default (the first shipped recipe): train on ``train``, judge on ``val``;
+- ``--holdout SEQUENCE``: train on train+val minus one drive (0001TP, 0006R0 or
+  0016E5), judge on that drive -- one fold of the leave-one-sequence-out
+  cross-validation in :mod:`clusterlens.models.offline.cv`;
+- ``--splits train,val`` without ``--holdout``: train on everything, judge on nothing;
+  the last epoch is exported at the scale and TTA given (chosen by cross-validation).
+
+``--recipe v2`` selects the recipe made to generalise (photometric augmentation,
+log-uniform scales from an eighth to 0.8 of the frame, last epoch); see the model card.
 """
 
 from __future__ import annotations
@@ -24,7 +37,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +45,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from clusterlens.evaluate.camvid import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, load_split_uint8
+from clusterlens.evaluate.camvid import (
+    CLASS_NAMES,
+    IGNORE_INDEX,
+    NUM_CLASSES,
+    list_pairs,
+    load_split_uint8,
+)
 from clusterlens.models.checkpoints import load_checkpoint
 from clusterlens.models.offline._data import (
     AugmentConfig,
@@ -41,9 +60,14 @@ from clusterlens.models.offline._data import (
     training_batches,
 )
 from clusterlens.models.offline._unet import UNet
-from clusterlens.models.offline.evaluate import evaluate_arrays, format_scores, scores_to_dict
+from clusterlens.models.offline.evaluate import evaluate_arrays, scores_to_dict
 
 CHECKPOINT_NAME = "camvid_unet"
+#: The drives CamVid's train and val frames come from (a frame's name starts with one).
+SEQUENCES = ("0001TP", "0006R0", "0016E5")
+#: Scales every exported model is scored at: the allocator's coarse scan runs at a
+#: quarter of the working scale, its windows and dense pass at the working scale.
+REPORT_SCALES = (0.125, 0.25, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -62,6 +86,10 @@ class TrainConfig:
     final_scales: tuple[float, ...] = (0.5, 0.625, 0.75)
     limit_train: int | None = None
     limit_val: int | None = None
+    splits: tuple[str, ...] = ("train",)
+    holdout: str | None = None
+    epoch_choice: str = "best"
+    flip_tta: bool = True
 
     def to_json(self) -> dict:
         """Plain-JSON form (tuples become lists)."""
@@ -86,6 +114,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--class-weight-power", type=float, default=defaults.class_weight_power)
     parser.add_argument("--base-scale", type=float, default=defaults.augment.base_scale)
     parser.add_argument("--crop", default="x".join(map(str, defaults.augment.crop)), help="HxW")
+    parser.add_argument(
+        "--recipe", choices=sorted(RECIPES), default=None, help="preset (overrides the above)"
+    )
+    parser.add_argument("--splits", default="train", help="training splits, e.g. train,val")
+    parser.add_argument("--holdout", choices=SEQUENCES, default=None, help="judge on this drive")
+    parser.add_argument("--no-flip", action="store_true", help="export without flip TTA")
     parser.add_argument("--limit-train", type=int, default=None, help="smoke runs: N images")
     parser.add_argument("--limit-val", type=int, default=None, help="smoke runs: N images")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -110,7 +144,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             f"--widths must be comma-separated integers (got {args.widths!r}) and --crop "
             f"HxW (got {args.crop!r})"
         ) from err
-    return TrainConfig(
+    splits = tuple(part.strip() for part in args.splits.split(",") if part.strip())
+    unknown = sorted(set(splits) - {"train", "val"})
+    if unknown or not splits:
+        raise ValueError(f"--splits takes train and/or val, comma-separated; got {args.splits!r}")
+    config = TrainConfig(
         seed=args.seed,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -121,7 +159,28 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         augment=AugmentConfig(base_scale=args.base_scale, crop=(crop_h, crop_w)),
         limit_train=args.limit_train,
         limit_val=args.limit_val,
+        splits=splits,
+        holdout=args.holdout,
+        flip_tta=not args.no_flip,
     )
+    if args.recipe:
+        config = RECIPES[args.recipe](config)
+    return config
+
+
+def recipe_v2(config: TrainConfig) -> TrainConfig:
+    """The recipe made to generalise (issue: offline model v2), applied to ``config``.
+
+    Photometric augmentation; one scale per batch, log-uniform from an eighth of the
+    frame (the allocator's coarse scan) to 0.8; the last epoch, so no held-out frame
+    picks the weights; frames from every split given. Width, batch, learning rate and
+    epochs are kept from ``config``.
+    """
+    augment = replace(config.augment, scale_range=(0.25, 1.6), photometric=True, batch_scales=True)
+    return replace(config, augment=augment, epoch_choice="last", splits=("train", "val"))
+
+
+RECIPES = {"v1": lambda config: config, "v2": recipe_v2}
 
 
 def _atomic_save(obj: object, path: Path) -> None:
@@ -204,6 +263,36 @@ def _train_one_epoch(model, optimizer, schedule, data, weights, config, epoch) -
     return total / max(count, 1)
 
 
+def load_frames(config: TrainConfig, data_dir: str | None):
+    """``(train, judge)`` arrays ``(images, labels)`` for ``config``; judge may be None.
+
+    With ``holdout`` the frames of every split in ``splits`` are divided by drive (the
+    file-name prefix), so no frame of the judged drive is ever trained on.
+    """
+    if config.holdout is None:
+        splits = [load_split_uint8(s, data_dir, config.limit_train) for s in config.splits]
+        if "val" in config.splits:
+            return _stack(splits), None
+        return _stack(splits), load_split_uint8("val", data_dir, config.limit_val)
+    parts = []
+    for split in config.splits:
+        images, labels = load_split_uint8(split, data_dir)
+        names = [pair[0].name for pair in list_pairs(split, data_dir)]
+        held = np.array([name.startswith(config.holdout) for name in names])
+        parts.append((images, labels, held))
+    images, labels = _stack([(images, labels) for images, labels, _ in parts])
+    held = np.concatenate([mask for _, _, mask in parts])
+    if not held.any():
+        raise ValueError(f"no frame of drive {config.holdout} in splits {config.splits}")
+    train_data = (images[~held][: config.limit_train], labels[~held][: config.limit_train])
+    judge = (images[held][: config.limit_val], labels[held][: config.limit_val])
+    return train_data, judge
+
+
+def _stack(parts):
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
 def train(
     config: TrainConfig, data_dir: str | None, out: Path, *, export_only: bool = False
 ) -> dict:
@@ -213,12 +302,15 @@ def train(
         config: The recipe.
         data_dir: CamVid folder or its parent; None looks in the default places.
         out: Output folder holding ``last.pt`` / ``best.pt`` / the exported weights.
-        export_only: Skip training and export the best epoch so far (a run stopped
+        export_only: Skip training and export the chosen epoch so far (a run stopped
             early by a time limit); the metadata records how many epochs were done.
     """
+    if config.epoch_choice not in ("best", "last"):
+        raise ValueError(f"epoch_choice must be 'best' or 'last', got {config.epoch_choice!r}")
     out.mkdir(parents=True, exist_ok=True)
-    train_data = load_split_uint8("train", data_dir, config.limit_train)
-    val_data = load_split_uint8("val", data_dir, config.limit_val)
+    train_data, judge = load_frames(config, data_dir)
+    if config.epoch_choice == "best" and judge is None:
+        raise ValueError("picking the best epoch needs frames to judge on: use --recipe v2")
     if len(train_data[0]) < config.batch_size:
         raise ValueError(
             f"{len(train_data[0])} training images is fewer than --batch-size {config.batch_size}"
@@ -235,19 +327,17 @@ def train(
     for epoch in range(first_epoch, config.epochs + 1):
         start = time.time()
         loss = _train_one_epoch(model, optimizer, schedule, train_data, weights, config, epoch)
-        scores = evaluate_arrays(
-            model, *val_data, scale=config.val_scale, flip=False, stride=model.stride
-        )
-        record = {
-            "epoch": epoch,
-            "loss": round(loss, 4),
-            "val_miou": round(scores.miou, 4),
-            "seconds": round(time.time() - start, 1),
-        }
+        record = {"epoch": epoch, "loss": round(loss, 4)}
+        if judge is not None and _judge_epoch(config, epoch):
+            scores = evaluate_arrays(
+                model, *judge, scale=config.val_scale, flip=False, stride=model.stride
+            )
+            record["val_miou"] = round(scores.miou, 4)
+            if scores.miou > state["best_miou"]:
+                state.update(best_miou=scores.miou, best_epoch=epoch)
+                _atomic_save({"model": model.state_dict(), "epoch": epoch}, out / "best.pt")
+        record["seconds"] = round(time.time() - start, 1)
         state["history"].append(record)
-        if scores.miou > state["best_miou"]:
-            state.update(best_miou=scores.miou, best_epoch=epoch)
-            _atomic_save({"model": model.state_dict(), "epoch": epoch}, out / "best.pt")
         state["epoch"] = epoch
         _atomic_save(
             {
@@ -261,19 +351,58 @@ def train(
         )
         print(json.dumps(record | {"best_miou": round(state["best_miou"], 4)}), flush=True)
 
-    return export(config, model, val_data, state, out)
+    return export(config, model, judge, state, out)
 
 
-def export(config: TrainConfig, model: UNet, val_data, state: dict, out: Path) -> dict:
-    """Pick the working scale on val (flip TTA) for the best epoch and write fp16 weights."""
-    best = _load_state(out / "best.pt", ("model", "epoch"))
-    model.load_state_dict(best["model"])
-    by_scale = {}
-    for scale in config.final_scales:
-        scores = evaluate_arrays(model, *val_data, scale=scale, flip=True, stride=model.stride)
-        by_scale[scale] = scores
-        print(f"val at scale {scale} with flip TTA: mIoU {100 * scores.miou:.2f}", flush=True)
-    scale = max(by_scale, key=lambda key: by_scale[key].miou)
+def _judge_epoch(config: TrainConfig, epoch: int) -> bool:
+    """Whether to score this epoch: every one when it may be picked, else every fifth
+    and the last (a learning curve, for the record only)."""
+    return config.epoch_choice == "best" or epoch % 5 == 0 or epoch == config.epochs
+
+
+def _chosen_epoch(config: TrainConfig, model: UNet, state: dict, out: Path) -> int:
+    """Load the exported epoch into ``model``: the best on the judged frames, or the last."""
+    if config.epoch_choice == "best":
+        best = _load_state(out / "best.pt", ("model", "epoch"))
+        model.load_state_dict(best["model"])
+        return int(best["epoch"])
+    last = _load_state(out / "last.pt", ("model", "epoch"))
+    model.load_state_dict(last["model"])
+    return int(last["epoch"])
+
+
+def score_settings(model: UNet, judge, scales) -> dict[str, dict]:
+    """Scores of ``model`` on ``judge`` at every scale, with and without flip TTA."""
+    scored = {}
+    for scale in scales:
+        for flip in (False, True):
+            scores = evaluate_arrays(model, *judge, scale=scale, flip=flip, stride=model.stride)
+            scored[setting_key(scale, flip)] = scores_to_dict(scores)
+            print(f"scale {scale}, flip {flip}: mIoU {100 * scores.miou:.2f}", flush=True)
+    return scored
+
+
+def setting_key(scale: float, flip: bool) -> str:
+    """How a (scale, flip TTA) setting is named in the metadata, e.g. ``"0.5 flip"``."""
+    return f"{scale} {'flip' if flip else 'no-flip'}"
+
+
+def export(config: TrainConfig, model: UNet, judge, state: dict, out: Path) -> dict:
+    """Score the chosen epoch at every setting and write fp16 weights plus metadata.
+
+    The shipped scale is the best of ``final_scales`` with flip TTA on the judged
+    frames when the epoch was picked on them too (the first recipe); otherwise the
+    given ``val_scale`` / ``flip_tta``, which cross-validation chose.
+    """
+    epoch = _chosen_epoch(config, model, state, out)
+    scored = {}
+    if judge is not None:
+        scales = sorted(set(REPORT_SCALES) | set(config.final_scales))
+        scored = score_settings(model, judge, scales)
+    scale, flip = config.val_scale, config.flip_tta
+    if config.epoch_choice == "best":
+        scale = max(config.final_scales, key=lambda s: scored[setting_key(s, True)]["miou"])
+        flip = True
     half = {
         key: value.half() if value.is_floating_point() else value
         for key, value in model.state_dict().items()
@@ -287,22 +416,28 @@ def export(config: TrainConfig, model: UNet, val_data, state: dict, out: Path) -
         "num_classes": NUM_CLASSES,
         "class_names": list(CLASS_NAMES),
         "scale": scale,
-        "flip_tta": True,
+        "flip_tta": flip,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "best_epoch": best["epoch"],
+        "best_epoch": epoch,
         "epochs": config.epochs,
         "epochs_completed": state["epoch"],
-        "val": scores_to_dict(by_scale[scale]) | {"images": len(val_data[0])},
-        "val_miou_by_scale": {str(k): round(v.miou, 4) for k, v in by_scale.items()},
+        "judged_on": _judged_on(config, judge),
+        "val": (scored[setting_key(scale, flip)] | {"images": len(judge[0])}) if scored else None,
+        "scores_by_setting": scored,
         "training_seconds": round(sum(r["seconds"] for r in state["history"]), 1),
         "config": config.to_json(),
         "history": state["history"],
         "torch": torch.__version__,
     }
     (out / f"{CHECKPOINT_NAME}.json").write_text(json.dumps(metadata, indent=2))
-    print(format_scores(by_scale[scale]))
     print(f"wrote {weights_path} ({weights_path.stat().st_size / 1e6:.2f} MB)")
     return metadata
+
+
+def _judged_on(config: TrainConfig, judge) -> str | None:
+    if judge is None:
+        return None
+    return f"drive {config.holdout}" if config.holdout else "val"
 
 
 def main(argv: list[str] | None = None) -> int:
