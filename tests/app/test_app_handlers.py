@@ -10,8 +10,12 @@ from clusterlens.allocate import list_strategies
 from clusterlens.app.handlers import (
     DISPLAY_SIDE,
     EMPTY_QUERY,
+    MODELS,
     Settings,
     content_key,
+    gaze_from_click,
+    parse_gaze,
+    rerender_side,
     run_allocation,
     run_regions,
 )
@@ -221,3 +225,63 @@ def test_large_images_are_shown_at_display_size(tmp_path):
     assert all(picture.shape[:2] == (320, 640) for picture, _ in a["views"])
     # kept patches (top-left quarter) as they are, the right half dimmed (200 * 0.3)
     assert a["overlay"][40, 40].min() > 240 and a["overlay"][200, 600].max() < 80
+
+
+def test_a_side_rerenders_alone_and_keeps_the_other_sides_accounting(street_file):
+    session, a, b, *_ = run_allocation(
+        None, UPLOAD_CHOICE, str(street_file), corner(), corner("uniform", 4)
+    )
+    session, side, rows, message = rerender_side(
+        session, UPLOAD_CHOICE, str(street_file), corner("topk", 12), "A"
+    )
+    assert message == "" and side["heat"] is None and side["views"] == []  # not redrawn
+    assert side["overlay"].shape == (96, 128, 3) and side["tokens"].shape[1] == DISPLAY_SIDE
+    table = {row[0]: row[1:] for row in rows}
+    assert table["patches_kept"] == ["12", "4"]  # B's figures kept from the full run
+    assert "decoded image" in side["accounting"]["cached"]
+    session, side, rows, _ = rerender_side(
+        session, UPLOAD_CHOICE, str(street_file), corner("uniform", 9), "B"
+    )
+    assert {row[0]: row[1:] for row in rows}["patches_kept"] == ["12", "9"]
+    with pytest.raises(ValueError, match="side"):
+        rerender_side(session, UPLOAD_CHOICE, str(street_file), corner(), "C")
+
+
+def test_the_gaze_moves_the_foveated_patches(tmp_path):
+    path = tmp_path / "flat.png"
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(path)
+    kept = {}
+    for gaze in ((0.1, 0.1), (0.9, 0.9)):
+        settings = Settings("", "foveated", 6, grid=8, balancer="fixed", gaze=gaze)
+        _, a, *_ = run_allocation(None, UPLOAD_CHOICE, str(path), settings, None)
+        boxes = a["overlay"]  # kept patches are bright, the rest dimmed
+        kept[gaze] = (boxes[:32, :32].mean(), boxes[32:, 32:].mean())
+    # looking at the top-left keeps more there than looking at the bottom-right
+    assert kept[(0.1, 0.1)][0] > kept[(0.9, 0.9)][0]
+    assert kept[(0.9, 0.9)][1] > kept[(0.1, 0.1)][1]
+
+
+def test_gaze_text_and_clicks():
+    assert parse_gaze("") is None and parse_gaze(" 0.25, 0.75 ") == (0.25, 0.75)
+    assert parse_gaze("(0.5, 0.5)") == (0.5, 0.5)
+    for bad in ("0.5", "a, b", "1.5, 0.2"):
+        with pytest.raises(ValueError, match="gaze"):
+            parse_gaze(bad)
+    # a click at pixel (x, y) of the shown picture, as fractions of its size
+    assert gaze_from_click(0, 0, (480, 640, 3)) == "0.000, 0.000"
+    assert gaze_from_click(639, 479, (480, 640, 3)) == "1.000, 1.000"
+    assert parse_gaze(gaze_from_click(320, 120, (480, 640, 3))) == pytest.approx((0.501, 0.251))
+
+
+def test_a_model_without_weights_is_a_message_naming_it(street_file):
+    settings = Settings("the sky", "topk", 8, grid=8, model="open_clip:ViT-B-16/laion2b_s34b_b88k")
+    *_, message = run_allocation(None, UPLOAD_CHOICE, str(street_file), settings, None)
+    assert message.startswith("⚠️") and "ViT-B-16" in message and "not on this machine" in message
+    assert MODELS[0] == "offline:camvid"
+
+
+@pytest.mark.slow  # tiny random CLIP: the open-vocabulary path end to end (~5 s)
+def test_another_registry_model_runs(street_file):
+    settings = Settings("a car", "topk", 8, grid=8, model="open_clip:tiny")
+    _, a, *_, message = run_allocation(None, UPLOAD_CHOICE, str(street_file), settings, None)
+    assert not message.startswith("⚠️") and a["accounting"]["patches_kept"] == 8

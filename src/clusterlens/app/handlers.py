@@ -50,15 +50,34 @@ ACCOUNTING_HEADERS = ["", "A", "B"]
 EMPTY_QUERY = "empty query: patches chosen by information and salience alone"
 
 
+#: Query-coupling models offered in the page: the shipped one first (the only one with
+#: weights in the package), then CLIPs that need their weights on disk (the page says
+#: where to put them when missing). The picker also takes any other registry name.
+MODELS = (
+    "offline:camvid",
+    "open_clip:ViT-B-16/laion2b_s34b_b88k",
+    "hf:openai/clip-vit-base-patch16",
+    "hf:google/siglip-base-patch16-224",
+)
+SIDES = ("A", "B")
+
+
 @dataclass
 class Settings:
-    """One side of the comparison: a strategy, a budget and what they share."""
+    """One side of the comparison: a strategy, a budget and what they share.
+
+    ``gaze`` (x, y in [0, 1]) is passed only to the foveated strategy; ``tokens`` is the
+    total token budget shared out by score (0: every patch costs one grid cell's tokens).
+    """
 
     query: str
     strategy: str
     budget: int
     grid: int = 32
     balancer: str = "adaptive"
+    model: str = MODELS[0]
+    gaze: tuple[float, float] | str | None = None  # a text is read by parse_gaze
+    tokens: int = 0
 
 
 def open_image(
@@ -114,30 +133,108 @@ def run_allocation(
     session = session or AppSession()
     try:
         context, decoded_now = open_image(session, source, upload, sources or ImageSources())
-        results = [_allocate(context, first, decoded_now, with_views=True)]
-        results.append(_allocate(context, second) if second else None)
+        results = [_allocate(context, first, decoded_now, heat=True, views=True)]
+        results.append(_allocate(context, second, heat=True) if second else None)
     except USER_ERRORS as error:
         return session, None, None, [], f"⚠️ {_message(error)}"
     except Exception as error:  # a bug: keep the server up, say so, keep the trace
         log.exception("allocation failed")
         return session, None, None, [], f"⚠️ internal error ({type(error).__name__}: {error})"
+    pairs = zip(SIDES, results, strict=True)
+    session.accounting = {side: result["accounting"] for side, result in pairs if result}
     note = "" if first.query.strip() else EMPTY_QUERY
     return session, results[0], results[1], accounting_rows(*results), note
 
 
-def _allocate(
-    context: ImageContext, settings: Settings, decoded_now: bool = False, with_views: bool = False
-) -> dict[str, Any]:
-    from clusterlens.pipeline import select_patches  # local: loads models only when needed
-    from clusterlens.viz.render import allocation_overlay, heat_map
+def rerender_side(
+    session: AppSession | None,
+    source: str,
+    upload: str | None,
+    settings: Settings,
+    side: str,
+    sources: ImageSources | None = None,
+) -> tuple[AppSession, dict[str, Any] | None, list[list[Any]], str]:
+    """Re-run one side after its strategy, budget or gaze changed: only what that
+    change can alter (the kept-patch overlay and the token-budget map) is drawn again,
+    and the accounting table is rebuilt with the other side's last figures.
 
+    The relevance and the ways of knowing do not depend on the strategy or the budget,
+    so they are neither drawn nor sent again: this is the path that must stay under
+    issue 18's 300 ms at 1024^2.
+
+    Returns:
+        the session, the side's dict (``overlay``, ``tokens``, ``accounting``,
+        ``match``; None on error), the accounting rows and a message.
+    """
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {SIDES}, got {side!r}")
+    session = session or AppSession()
+    try:
+        context, decoded_now = open_image(session, source, upload, sources or ImageSources())
+        result = _allocate(context, settings, decoded_now)
+    except USER_ERRORS as error:
+        return session, None, [], f"⚠️ {_message(error)}"
+    except Exception as error:  # a bug: keep the server up, say so, keep the trace
+        log.exception("re-render failed")
+        return session, None, [], f"⚠️ internal error ({type(error).__name__}: {error})"
+    session.accounting[side] = result["accounting"]
+    other = session.accounting.get(SIDES[1 - SIDES.index(side)])
+    sides = (result["accounting"], other) if side == "A" else (other or {}, result["accounting"])
+    rows = accounting_rows(*({"accounting": a} if a is not None else None for a in sides))
+    note = "" if settings.query.strip() else EMPTY_QUERY
+    return session, result, rows, note
+
+
+def parse_gaze(text: str | None) -> tuple[float, float] | None:
+    """``"x, y"`` (each in [0, 1]) as a gaze point; None for an empty text.
+
+    Raises:
+        ValueError: not two numbers in [0, 1].
+    """
+    if not text or not text.strip():
+        return None
+    try:
+        x, y = (float(part) for part in text.replace("(", "").replace(")", "").split(","))
+    except ValueError:
+        raise ValueError(f"gaze must be 'x, y' with x and y in [0, 1], got {text!r}") from None
+    if not (0 <= x <= 1 and 0 <= y <= 1):
+        raise ValueError(f"gaze must lie in [0, 1] x [0, 1] (fractions of the image), got {text!r}")
+    return x, y
+
+
+def gaze_from_click(x: float, y: float, shape: tuple[int, ...]) -> str:
+    """The gaze text for a click at pixel (x, y) of a picture of ``shape`` (H, W, ...):
+    fractions of its width and height, so it holds for the full-size image too."""
+    height, width = shape[:2]
+    fx = min(max(x / max(width - 1, 1), 0.0), 1.0)
+    fy = min(max(y / max(height - 1, 1), 0.0), 1.0)
+    return f"{fx:.3f}, {fy:.3f}"
+
+
+def _allocate(
+    context: ImageContext,
+    settings: Settings,
+    decoded_now: bool = False,
+    heat: bool = False,
+    views: bool = False,
+) -> dict[str, Any]:
+    """One side: the overlay, token-budget map, accounting and match; with ``heat`` its
+    relevance heat map, with ``views`` what that relevance is made of."""
+    from clusterlens.pipeline import select_patches  # local: loads models only when needed
+    from clusterlens.viz.render import allocation_overlay, heat_map, mark_gaze, token_map
+
+    foveated = settings.strategy == "foveated"
+    gaze = parse_gaze(settings.gaze) if isinstance(settings.gaze, str) else settings.gaze
     selection = select_patches(
         context,
         settings.query.strip() or None,
         settings.strategy,
         int(settings.budget),
+        model=settings.model or MODELS[0],
         grid=int(settings.grid),
         balancer=settings.balancer,
+        gaze=gaze if foveated else None,  # others would only note they ignore it
+        token_budget=int(settings.tokens) or None,
     )
     allocation = selection.allocation
     accounting = allocation.to_json()["accounting"]
@@ -145,9 +242,14 @@ def _allocate(
         accounting["cached"].remove("decoded image")
         accounting["decode_ms"] = round(context.decode_ms, 2)
         accounting["total_ms"] = round(accounting["total_ms"] + context.decode_ms, 2)
+    picture = shown(selection.image)
+    overlay = allocation_overlay(picture, allocation)
+    if foveated:  # where the strategy looks from (the centre until the image is clicked)
+        mark_gaze(overlay, gaze or (0.5, 0.5))
     return {
-        "overlay": allocation_overlay(shown(selection.image), allocation),
-        "heat": heat_map(shown(selection.relevance)),
+        "overlay": overlay,
+        "tokens": token_map(picture, allocation, side=DISPLAY_SIDE),
+        "heat": heat_map(shown(selection.relevance)) if heat else None,
         "match": {
             "query": settings.query,
             "query_parse": allocation.meta.get("query_parse"),
@@ -157,7 +259,7 @@ def _allocate(
             "notes": selection.notes,
         },
         "accounting": accounting,
-        "views": _views(context, selection) if with_views else [],
+        "views": _views(context, selection) if views else [],
     }
 
 

@@ -56,6 +56,8 @@ class AppSession:
     """The contexts one browser session has made, newest last (at most MAX_CONTEXTS)."""
 
     contexts: OrderedDict[tuple[str, str], ImageContext] = field(default_factory=OrderedDict)
+    #: each side's last accounting ("A", "B"), so re-rendering one side keeps the other's
+    accounting: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def context(self, key: tuple[str, str], image: Any) -> tuple[ImageContext, bool]:
         """The context stored under ``key``, made from ``image`` (a path or pixels, or a
