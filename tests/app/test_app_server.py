@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
@@ -21,10 +23,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def allocate(client, upload, query, strategy_a, budget_a, strategy_b, budget_b, grid, balancer,
+             model="offline:camvid", tokens=0, gaze=""):  # fmt: skip
+    """The /allocate endpoint: inputs in the page's order; its 10 outputs."""
+    return client.predict(
+        UPLOAD_CHOICE, upload, query, grid, balancer, model, tokens, gaze,
+        strategy_a, budget_a, strategy_b, budget_b, api_name="/allocate",
+    )  # fmt: skip
+
+
 @pytest.fixture
-def served(street_file):
+def served(street_file, tiny_catalog):
     """The app on a free localhost port, with the test image's folder as --images."""
-    app = build_app(ImageSources.scan(street_file.parent))
+    app = build_app(ImageSources.scan(street_file.parent), tiny_catalog)
     app.queue()
     app.launch(
         server_name="127.0.0.1",
@@ -42,21 +53,15 @@ def served(street_file):
 @pytest.mark.slow  # starts a server (a few seconds)
 def test_allocation_endpoint_over_http(served, street_file):
     client = Client(served.local_url, verbose=False, download_files=True)
-    overlay_a, heat_a, overlay_b, heat_b, views, table, match, message = client.predict(
-        UPLOAD_CHOICE,
-        handle_file(str(street_file)),
-        "the top-left corner",  # a region alone: no model is loaded
-        "topk",
-        8,
-        "uniform",
-        4,
-        8,
-        "fixed",
-        api_name="/allocate",
-    )
+    outputs = allocate(
+        client, handle_file(str(street_file)), "the top-left corner",  # no model is loaded
+        "topk", 8, "uniform", 4, 8, "fixed",
+    )  # fmt: skip
+    overlay_a, tokens_a, heat_a, overlay_b, tokens_b, heat_b, views, table, match, message = outputs
     assert message == ""
     pictures = [np.asarray(Image.open(path)) for path in (overlay_a, heat_a, overlay_b, heat_b)]
     assert all(picture.shape[:2] == (96, 128) for picture in pictures)
+    assert np.asarray(Image.open(tokens_a)).shape[1] == 640  # the token-budget map's width
     rows = {row[0]: row[1:] for row in table["data"]}
     assert rows["patches_kept"] == ["8", "4"]
     assert [view["caption"].split()[0] for view in views] == [
@@ -66,37 +71,27 @@ def test_allocation_endpoint_over_http(served, street_file):
     ]
     assert match["query_parse"]["regions"] == ["top-left"]
     # a second call from the same client reuses its session's decoded image
-    *_, table, _, _ = client.predict(
-        UPLOAD_CHOICE,
-        handle_file(str(street_file)),
-        "the top-left corner",
-        "topk",
-        16,
-        "uniform",
-        4,
-        8,
-        "fixed",
-        api_name="/allocate",
-    )
+    *_, table, _, _ = allocate(
+        client, handle_file(str(street_file)), "the top-left corner", "topk", 16, "uniform", 4,
+        8, "fixed",
+    )  # fmt: skip
     rows = {row[0]: row[1:] for row in table["data"]}
     assert rows["patches_kept"][0] == "16"
     assert "decoded image" in rows["cached"][0]
+    # one side alone after a strategy change: its overlay and token map, the table
+    overlay, token_picture, table, message = client.predict(
+        UPLOAD_CHOICE, handle_file(str(street_file)), "the top-left corner", 8, "fixed",
+        "offline:camvid", 0, "", "topk", 12, api_name="/rerender_b",
+    )  # fmt: skip
+    rows = {row[0]: row[1:] for row in table["data"]}
+    assert message == "" and rows["patches_kept"] == ["16", "12"]
 
 
 @pytest.mark.slow
 def test_bad_upload_and_regions_over_http(served, street_file, broken_file):
     client = Client(served.local_url, verbose=False)
-    *pictures, message = client.predict(
-        UPLOAD_CHOICE,
-        handle_file(str(broken_file)),
-        "the sky",
-        "topk",
-        8,
-        "topk",
-        8,
-        8,
-        "fixed",
-        api_name="/allocate",
+    *pictures, message = allocate(
+        client, handle_file(str(broken_file)), "the sky", "topk", 8, "topk", 8, 8, "fixed"
     )
     assert message.startswith("⚠️") and "broken.png" in message
     picture, note = client.predict(
@@ -111,18 +106,10 @@ def test_two_clients_have_their_own_sessions(served, street_file):
     """Each client is a session: the second one decodes the image itself."""
 
     def cached(client: Client) -> str:
-        *_, table, _, _ = client.predict(
-            UPLOAD_CHOICE,
-            handle_file(str(street_file)),
-            "the top-left corner",
-            "topk",
-            8,
-            "uniform",
-            4,
-            8,
-            "fixed",
-            api_name="/allocate",
-        )
+        *_, table, _, _ = allocate(
+            client, handle_file(str(street_file)), "the top-left corner", "topk", 8, "uniform",
+            4, 8, "fixed",
+        )  # fmt: skip
         return {row[0]: row[1:] for row in table["data"]}["cached"][0]
 
     first = Client(served.local_url, verbose=False, download_files=False)
@@ -130,3 +117,16 @@ def test_two_clients_have_their_own_sessions(served, street_file):
     assert "decoded image" not in cached(first)
     assert "decoded image" in cached(first)  # the same session, the same image
     assert "decoded image" not in cached(second)  # another session: its own context
+
+
+@pytest.mark.slow
+def test_catalog_files_are_not_served_by_path(served, tiny_catalog, street_file):
+    """Gradio's file route serves its own cache only: neither the catalog's images nor
+    the database nor any other file can be fetched by naming its path."""
+    recorded = next((tiny_catalog.parent / "shapes" / "images").glob("*.png"))
+    for path in (recorded, tiny_catalog, street_file):
+        for route in ("gradio_api/file=", "file="):
+            url = f"{served.local_url}{route}{path}"
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(url, timeout=30)
+            assert refused.value.code in (403, 404)

@@ -293,12 +293,34 @@ def _views(context: ImageContext, selection: Any) -> list[tuple[np.ndarray, str]
 def shown(array: np.ndarray, nearest: bool = False) -> np.ndarray:
     """``array`` (H, W[, C]) resized to at most :data:`DISPLAY_SIDE` on its longer side
     (area averaging, or ``nearest`` for labels); unchanged when it already fits."""
-    height, width = array.shape[:2]
+    height, width = display_size(*array.shape[:2])
+    if (height, width) == array.shape[:2]:
+        return array
+    interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
+    return cv2.resize(array, (width, height), interpolation=interpolation)
+
+
+def display_size(height: int, width: int) -> tuple[int, int]:
+    """(height, width) of a picture of that size as the page is sent it."""
     scale = DISPLAY_SIDE / max(height, width)
     if scale >= 1:
-        return array
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(array, size, interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+        return height, width
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def click_gaze(
+    session: AppSession | None,
+    source: str,
+    upload: str | None,
+    x: float,
+    y: float,
+    sources: ImageSources | None = None,
+) -> tuple[AppSession, str]:
+    """The gaze text for a click at pixel (x, y) of the shown overlay of the chosen
+    image (the page sends only the click's position, never the picture back)."""
+    session = session or AppSession()
+    context, _ = open_image(session, source, upload, sources or ImageSources())
+    return session, gaze_from_click(x, y, display_size(*context.rgb.shape[:2]))
 
 
 def accounting_rows(first: dict[str, Any], second: dict[str, Any] | None) -> list[list[Any]]:

@@ -15,15 +15,23 @@ def app_command(
     images: Path | None = typer.Option(
         None, help="Offer the image files directly under this folder in the image picker."
     ),
+    catalog: Path | None = typer.Option(
+        None, help="Browse this catalog (SQLite, opened read-only) in the catalog tab."
+    ),
 ) -> None:
-    """Open the interactive microscope: allocation and regions in the browser."""
+    """Open the interactive microscope: allocation, regions, segmentation and a catalog."""
     try:
         from clusterlens.app.ui import launch  # local: gradio is the optional [app] extra
     except ImportError as error:
         raise ValueError(
             f"the app needs gradio ({error}); install it with: pip install 'clusterlens[app]'"
         ) from error
-    launch(host=host, port=port, images=str(images) if images else None)
+    launch(
+        host=host,
+        port=port,
+        images=str(images) if images else None,
+        catalog=str(catalog) if catalog else None,
+    )
 
 
 def register(app: typer.Typer) -> None:
