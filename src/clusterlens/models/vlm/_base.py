@@ -148,6 +148,7 @@ class PruningAdapter:
         batch: dict[str, Any],
         keep: torch.Tensor | None = None,
         pool: torch.Tensor | None = None,
+        features: VisionFeatures | None = None,
     ) -> PrunedPrompt:
         """Embed the prompt and drop the image tokens ``keep`` leaves out.
 
@@ -159,9 +160,11 @@ class PruningAdapter:
                 embedding becomes the mean of its group, or -1 (see
                 :meth:`pool_from_allocations`). ``keep`` then defaults to the tokens
                 that stand for a group.
+            features: this batch's :meth:`vision_features`, when the caller already ran
+                the vision tower (token pruners read them to choose ``keep``).
         """
         input_ids = _single_prompt(batch)
-        features = self.vision_features(batch)
+        features = self.vision_features(batch) if features is None else features
         image_rows = torch.nonzero(input_ids[0] == self.image_token_id).squeeze(1)
         if len(image_rows) != len(features.embeds):
             raise ValueError(
@@ -262,7 +265,9 @@ class PruningAdapter:
         # sequences and stops attention across them -- exactly what pruning creates.
         output = self.language_model(
             inputs_embeds=prompt.inputs_embeds,
-            attention_mask=torch.ones(prompt.inputs_embeds.shape[:2], dtype=torch.long),
+            attention_mask=torch.ones(
+                prompt.inputs_embeds.shape[:2], dtype=torch.long, device=prompt.inputs_embeds.device
+            ),
             position_ids=prompt.position_ids,
             use_cache=use_cache,
             **prompt.language_kwargs,
@@ -292,7 +297,9 @@ class PruningAdapter:
                 break
             output = self.language_model(
                 inputs_embeds=embed(token),
-                position_ids=self._decode_positions(prompt.next_position + step - 1),
+                position_ids=self._decode_positions(prompt.next_position + step - 1).to(
+                    token.device
+                ),
                 past_key_values=cache,
                 use_cache=True,
             )

@@ -83,8 +83,9 @@ class LlavaAdapter(PruningAdapter):
         batch: dict[str, Any],
         keep: torch.Tensor | None = None,
         pool: torch.Tensor | None = None,
+        features: VisionFeatures | None = None,
     ) -> PrunedPrompt:
-        prompt = super().prepare(batch, keep, pool)
+        prompt = super().prepare(batch, keep, pool, features)
         if self.positions == "compact":
             prompt.position_ids = torch.arange(prompt.tokens_kept).unsqueeze(0)
             prompt.next_position = prompt.tokens_kept
