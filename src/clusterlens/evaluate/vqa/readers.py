@@ -90,13 +90,15 @@ def read_questions(
 
 def detect_layout(path: Path) -> str:
     """The layout of ``path`` from its content (see :data:`LAYOUTS`)."""
+    if path.suffix == ".jsonl":
+        return "jsonl"  # ours: missing fields are then reported by name
     data = _load_json_or_lines(path)
     if isinstance(data, list):
         first = data[0] if data else {}
         if {"text", "label", "image"} <= set(first):
             return "pope"
-        if {"image", "question", "answers"} <= set(first) or path.suffix == ".jsonl":
-            return "jsonl"  # a .jsonl file is ours: missing fields are reported by name
+        if {"image", "question", "answers"} <= set(first):
+            return "jsonl"
     elif isinstance(data, dict):
         if "questions" in data:
             return "vqav2"
@@ -115,9 +117,19 @@ def detect_layout(path: Path) -> str:
 def _load_json_or_lines(path: Path) -> Any:
     text = path.read_text(encoding="utf-8")
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError:
-        pass
+        return _json_lines(path, text)
+    # a JSON-lines file of one record parses as that record
+    one_record = isinstance(data, dict) and len(text.strip().splitlines()) == 1
+    return [data] if one_record and path.suffix in (".jsonl", ".json") and _is_item(data) else data
+
+
+def _is_item(record: dict[str, Any]) -> bool:
+    return "question" in record or "text" in record
+
+
+def _json_lines(path: Path, text: str) -> list[Any]:
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
