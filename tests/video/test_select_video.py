@@ -111,3 +111,12 @@ def test_top_cells_ignores_unscored_cells():
     scores[1, 0, 1], scores[0, 1, 1] = 0.5, 0.9
     chosen = top_cells(scores, 5)
     assert chosen.frames.tolist() == [0, 1] and np.allclose(chosen.scores, [0.9, 0.5])
+
+
+def test_clusters_are_carried_ids_of_the_kept_cells(long_clip, redness):
+    kept = select_video(long_clip, "red", budget=30, model=redness, grid=16, clusters=True)
+    assert kept.clusters is not None and len(kept.clusters) == 30 and (kept.clusters >= 0).all()
+    assert kept.cost["clusters_ms"] > 0 and kept.cost["cluster_keyframes"] >= 1
+    assert kept.to_json()["cells"][0]["cluster"] == int(kept.clusters[0])
+    plain = select_video(long_clip, "red", budget=30, model=redness, grid=16)
+    assert plain.clusters is None and plain.to_json()["cells"][0]["cluster"] == -1

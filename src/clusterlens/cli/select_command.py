@@ -22,11 +22,14 @@ from clusterlens.cli._common import (
 )
 from clusterlens.context import ImageContext
 from clusterlens.pipeline import select_patches, shown
+from clusterlens.video.frames import is_video_input
 from clusterlens.viz import save_allocation_picture
 
 
 def select_command(
-    image: Path = typer.Argument(..., help="Image file."),
+    image: Path = typer.Argument(
+        ..., help="Image file, or a video file / folder of frames (see docs/video.md)."
+    ),
     query: list[str] | None = typer.Option(
         None,
         "--query",
@@ -74,6 +77,12 @@ def select_command(
     queries = query or [""]
     if max_side < 0:
         raise ValueError(f"--max-side must be 0 (full size) or a positive side, got {max_side}")
+    if is_video_input(image):  # a clip: --budget is tokens per frame on average
+        from clusterlens.cli.select_video import run_select_video
+
+        return run_select_video(
+            image, queries, strategy, budget, model, grid, max_side, option, out, json_file
+        )
     context = ImageContext.of(image, max_side or None)
     (height, width), processed = context.original_size, context.rgb.shape[:2]
     if processed != (height, width):

@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from clusterlens.allocate import PatchGrid
 from clusterlens.relevance.query_parse import parse_query
 from clusterlens.video import strategies
@@ -43,6 +45,7 @@ def select_video(
     interval: int = strategies.INTERVAL,
     oversample: float = strategies.OVERSAMPLE,
     halo: int = 1,
+    clusters: bool = False,
 ) -> VideoAllocation:
     """Keep the ``budget`` (frame, cell) cells of ``video`` that matter for ``query``.
 
@@ -59,6 +62,9 @@ def select_video(
             loaded model, as for :func:`clusterlens.pipeline.select_patches`.
         grid: cells per side of every frame's grid.
         interval, oversample, halo: the temporal cascade's options.
+        clusters: also give each kept cell the id of its centre pixel's region, ids
+            carried through the clip (:func:`clusterlens.video.pyramid.carry_clusters`;
+            every frame is decoded and clustered: ``clusters_ms``).
 
     Raises:
         ValueError: unknown strategy, bad budget, or a clip that cannot be read.
@@ -96,8 +102,27 @@ def select_video(
               "query_match": match, "frame_size": [height, width], **chosen.meta},
         notes=notes,
     )  # fmt: skip
+    if clusters:
+        allocation.clusters = _cell_clusters(context, cells, chosen, ledger)
     allocation.cost = _accounting(ledger, started, frames)
     return allocation
+
+
+def _cell_clusters(
+    context: VideoContext, cells: PatchGrid, chosen: strategies.Chosen, ledger: Ledger
+) -> np.ndarray:
+    """The carried cluster id at each kept cell's centre pixel."""
+    from clusterlens.video.pyramid import carry_clusters  # local: regions load on demand
+
+    started = time.perf_counter()
+    maps, keyframes = carry_clusters(rgb for _, rgb in context.frames)
+    row_starts, row_ends, col_starts, col_ends = cells.spans()
+    ys = (row_starts[chosen.rows] + row_ends[chosen.rows] - 1) // 2
+    xs = (col_starts[chosen.cols] + col_ends[chosen.cols] - 1) // 2
+    ids = np.array([maps[t][y, x] for t, y, x in zip(chosen.frames, ys, xs, strict=True)])
+    ledger.add("clusters_ms", (time.perf_counter() - started) * 1000)
+    ledger.add("cluster_keyframes", len(keyframes))
+    return ids.astype(np.int64)
 
 
 def _video_context(
@@ -175,7 +200,7 @@ def _accounting(ledger: Ledger, started: float, frames: int) -> dict[str, Any]:
         **{key: round(value, 2) for key, value in sorted(ledger.values.items())},
         "cached": [f"{what} ({count})" for what, count in sorted(ledger.cached.items())],
     }
-    for count in ("frames_decoded", "flows_computed"):
+    for count in ("frames_decoded", "flows_computed", "cluster_keyframes"):
         if count in cost:
             cost[count] = int(cost[count])
     return cost
