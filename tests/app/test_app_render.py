@@ -111,3 +111,11 @@ def test_gaze_mark_labels_and_predictions():
     assert (drawn[5, 20] == colours[0]).all()  # the box's top edge
     dotted = points_on(image, np.array([[20.0, 10.0]]), colours[1:2], scale=0.5)
     assert (dotted[5, 10] == colours[1]).all()
+
+
+def test_accounting_alone_is_to_json_s_accounting():
+    # the app reads Allocation.accounting() on every re-render instead of to_json()
+    relevance = np.random.default_rng(0).random((1, 32, 32)).astype(np.float32)
+    allocation = allocate(relevance, "topk", 5, grid=4, token_budget=100)
+    allocation.cost = {"total_ms": 1.5, "cached": ["decoded image"]}
+    assert allocation.accounting() == allocation.to_json()["accounting"]

@@ -108,18 +108,23 @@ class Allocation:
             "image_size": [self.grid.height, self.grid.width],
             "grid": [self.grid.rows, self.grid.cols],
             "patches": patches,
-            "accounting": {
-                "patches_kept": len(self),
-                "cells_scored": self.cells_scored,
-                "finest_cells": self.grid.size,
-                "scored_fraction": round(self.cells_scored / self.grid.size, 4),
-                "tokens_kept": self.tokens_kept,
-                "tokens_full_grid": self.tokens_full,
-                "token_ratio": round(self.tokens_kept / max(self.tokens_full, 1), 4),
-                "stage_ms": {k: round(v, 3) for k, v in self.stage_ms.items()},
-                **_jsonable(self.cost),
-            },
+            "accounting": self.accounting(),
             "meta": _jsonable(self.meta),
+        }
+
+    def accounting(self) -> dict[str, Any]:
+        """``to_json()["accounting"]`` alone, without building every patch's row (the
+        browser app reads it on every re-render)."""
+        return {
+            "patches_kept": len(self),
+            "cells_scored": self.cells_scored,
+            "finest_cells": self.grid.size,
+            "scored_fraction": round(self.cells_scored / self.grid.size, 4),
+            "tokens_kept": self.tokens_kept,
+            "tokens_full_grid": self.tokens_full,
+            "token_ratio": round(self.tokens_kept / max(self.tokens_full, 1), 4),
+            "stage_ms": {k: round(v, 3) for k, v in self.stage_ms.items()},
+            **_jsonable(self.cost),
         }
 
     def save_json(self, path: str | Path) -> Path:

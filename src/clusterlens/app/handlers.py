@@ -132,16 +132,17 @@ def run_allocation(
     """
     session = session or AppSession()
     try:
-        context, decoded_now = open_image(session, source, upload, sources or ImageSources())
-        results = [_allocate(context, first, decoded_now, heat=True, views=True)]
-        results.append(_allocate(context, second, heat=True) if second else None)
+        with session.lock:
+            context, decoded_now = open_image(session, source, upload, sources or ImageSources())
+            results = [_allocate(session, context, first, decoded_now, heat=True, views=True)]
+            results.append(_allocate(session, context, second, heat=True) if second else None)
+            pairs = zip(SIDES, results, strict=True)
+            session.accounting = {side: result["accounting"] for side, result in pairs if result}
     except USER_ERRORS as error:
         return session, None, None, [], f"⚠️ {_message(error)}"
     except Exception as error:  # a bug: keep the server up, say so, keep the trace
         log.exception("allocation failed")
         return session, None, None, [], f"⚠️ internal error ({type(error).__name__}: {error})"
-    pairs = zip(SIDES, results, strict=True)
-    session.accounting = {side: result["accounting"] for side, result in pairs if result}
     note = "" if first.query.strip() else EMPTY_QUERY
     return session, results[0], results[1], accounting_rows(*results), note
 
@@ -170,15 +171,16 @@ def rerender_side(
         raise ValueError(f"side must be one of {SIDES}, got {side!r}")
     session = session or AppSession()
     try:
-        context, decoded_now = open_image(session, source, upload, sources or ImageSources())
-        result = _allocate(context, settings, decoded_now)
+        with session.lock:
+            context, decoded_now = open_image(session, source, upload, sources or ImageSources())
+            result = _allocate(session, context, settings, decoded_now)
+            session.accounting[side] = result["accounting"]
+            other = session.accounting.get(SIDES[1 - SIDES.index(side)])
     except USER_ERRORS as error:
         return session, None, [], f"⚠️ {_message(error)}"
     except Exception as error:  # a bug: keep the server up, say so, keep the trace
         log.exception("re-render failed")
         return session, None, [], f"⚠️ internal error ({type(error).__name__}: {error})"
-    session.accounting[side] = result["accounting"]
-    other = session.accounting.get(SIDES[1 - SIDES.index(side)])
     sides = (result["accounting"], other) if side == "A" else (other or {}, result["accounting"])
     rows = accounting_rows(*({"accounting": a} if a is not None else None for a in sides))
     note = "" if settings.query.strip() else EMPTY_QUERY
@@ -212,6 +214,7 @@ def gaze_from_click(x: float, y: float, shape: tuple[int, ...]) -> str:
 
 
 def _allocate(
+    session: AppSession,
     context: ImageContext,
     settings: Settings,
     decoded_now: bool = False,
@@ -237,12 +240,12 @@ def _allocate(
         token_budget=int(settings.tokens) or None,
     )
     allocation = selection.allocation
-    accounting = allocation.to_json()["accounting"]
+    accounting = allocation.accounting()
     if decoded_now:  # the session decoded the image just before: this call paid for it
         accounting["cached"].remove("decoded image")
         accounting["decode_ms"] = round(context.decode_ms, 2)
         accounting["total_ms"] = round(accounting["total_ms"] + context.decode_ms, 2)
-    picture = shown(selection.image)
+    picture = shown_image(session, context)  # selection.image is the context's image
     overlay = allocation_overlay(picture, allocation)
     if foveated:  # where the strategy looks from (the centre until the image is clicked)
         mark_gaze(overlay, gaze or (0.5, 0.5))
@@ -300,6 +303,17 @@ def shown(array: np.ndarray, nearest: bool = False) -> np.ndarray:
     return cv2.resize(array, (width, height), interpolation=interpolation)
 
 
+def shown_image(session: AppSession, context: ImageContext) -> np.ndarray:
+    """The context's image at display size, resized once per image and session (a
+    1024^2 image takes about 13 ms to shrink, on every re-render otherwise)."""
+    key = id(context)
+    if key not in session.pictures:
+        live = {id(kept) for kept in session.contexts.values()}
+        session.pictures = {k: v for k, v in session.pictures.items() if k in live}
+        session.pictures[key] = shown(context.rgb)
+    return session.pictures[key]
+
+
 def display_size(height: int, width: int) -> tuple[int, int]:
     """(height, width) of a picture of that size as the page is sent it."""
     scale = DISPLAY_SIDE / max(height, width)
@@ -319,7 +333,8 @@ def click_gaze(
     """The gaze text for a click at pixel (x, y) of the shown overlay of the chosen
     image (the page sends only the click's position, never the picture back)."""
     session = session or AppSession()
-    context, _ = open_image(session, source, upload, sources or ImageSources())
+    with session.lock:
+        context, _ = open_image(session, source, upload, sources or ImageSources())
     return session, gaze_from_click(x, y, display_size(*context.rgb.shape[:2]))
 
 
@@ -365,7 +380,8 @@ def run_regions(
 
     session = session or AppSession()
     try:
-        context, _ = open_image(session, source, upload, sources or ImageSources())
+        with session.lock:
+            context, _ = open_image(session, source, upload, sources or ImageSources())
         clusters = cluster_image(context.rgb, method=method, n_segments=int(segments))
     except USER_ERRORS as error:
         return session, None, f"⚠️ {_message(error)}"

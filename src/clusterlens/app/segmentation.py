@@ -128,7 +128,8 @@ def run_segmentation(
 
     session = session or AppSession()
     try:
-        context, _ = open_image(session, source, upload, sources or ImageSources())
+        with session.lock:
+            context, _ = open_image(session, source, upload, sources or ImageSources())
         rgb = _bounded(context.rgb)
         found = segment_image(rgb, settings)
     except USER_ERRORS as error:

@@ -7,6 +7,7 @@ never share a context (and so never see each other's images or timings).
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,11 @@ class AppSession:
     contexts: OrderedDict[tuple[str, str], ImageContext] = field(default_factory=OrderedDict)
     #: each side's last accounting ("A", "B"), so re-rendering one side keeps the other's
     accounting: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: each kept context's image at display size, by id(context) (see handlers.shown_image)
+    pictures: dict[int, Any] = field(default_factory=dict)
+    #: held by every handler of this session: re-renders skip Gradio's queue, so one
+    #: could otherwise run while the same session's full allocation is half done
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def context(self, key: tuple[str, str], image: Any) -> tuple[ImageContext, bool]:
         """The context stored under ``key``, made from ``image`` (a path or pixels, or a
