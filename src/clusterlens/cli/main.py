@@ -16,6 +16,7 @@ from clusterlens.cli import (
     select_command,
     texture,
     train,
+    vlm_eval,
 )
 
 app = typer.Typer(
@@ -49,6 +50,7 @@ def _root(
 # gui: cli/app.py under another name (`app` is the Typer app)
 for module in (demo, texture, clusters, select_command, segment, catalog, flow, ask, train, gui):
     module.register(app)
+vlm_eval.register(app)
 
 
 def main() -> None:

@@ -288,6 +288,8 @@ class PruningAdapter:
         stops = set(_as_list(eos_token_id))
         started = time.perf_counter()
         logits, cache = self.prefill(prompt, use_cache=True, last_only=True)
+        if logits.is_cuda:  # kernels run asynchronously: wait for them before timing
+            torch.cuda.synchronize(logits.device)
         prefill_s = time.perf_counter() - started
         token = logits[:, -1].argmax(-1, keepdim=True)
         generated = [token]

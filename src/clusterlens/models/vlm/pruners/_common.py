@@ -33,6 +33,8 @@ class PruningInputs:
         vision_attention: (N,) attention score of each image token in the vision tower,
             when it was recorded with the features (see
             :func:`clusterlens.models.vlm.pruners.visionzip.vision_features_with_attention`).
+        image: the decoded (H, W, 3) image, for strategies that look at pixels
+            (clusterlens's allocations in :mod:`clusterlens.vlm_eval`).
     """
 
     adapter: PruningAdapter
@@ -41,6 +43,7 @@ class PruningInputs:
     question: str = ""
     tokenizer: Any = None
     vision_attention: torch.Tensor | None = None
+    image: Any = None
 
     @property
     def image_tokens(self) -> int:
