@@ -63,7 +63,7 @@ def test_clear_errors_for_bad_video_input(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     result = runner.invoke(app, ["select", str(empty), "-q", "cars"])
-    assert result.exit_code == 2 and "no frames in folder" in result.output
+    assert result.exit_code == 2 and "is a directory with no frames" in result.output
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     result = runner.invoke(app, ["select", str(broken), "-q", "cars"])

@@ -25,7 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from clusterlens.image import load_image
+from clusterlens.image import image_size, load_image
 
 #: File endings read as frames when a folder is given (compared lower-case).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -161,7 +161,7 @@ def open_video(
         raise TypeError(f"cannot read a video from {type(video).__name__}; expected {ACCEPTED}")
     count = _strided_count(len(items), frame_stride, max_frames)
     first = load_image(items[0], max_side=max_side)
-    original = load_image(items[0]).shape[:2] if max_side else first.shape[:2]
+    original = image_size(items[0])  # from the header: never decodes a huge frame in full
     return VideoFrames(kind, items, count, first.shape[:2], original, frame_stride, max_side, name)
 
 
@@ -188,8 +188,8 @@ def _folder_frames(path: Path) -> list[Path]:
         found = sorted(p.name for p in path.iterdir())[:5]
         listed = f" (it holds: {', '.join(found)}...)" if found else " (it is empty)"
         raise ValueError(
-            f"no frames in folder {path}{listed}; expected image files "
-            f"({', '.join(IMAGE_SUFFIXES)}), read in name order"
+            f"{path} is a directory with no frames{listed}; a folder of frames holds image "
+            f"files ({', '.join(IMAGE_SUFFIXES)}), read in name order; expected {ACCEPTED}"
         )
     return files
 
