@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import cv2
 import numpy as np
 import pytest
 
@@ -51,10 +52,13 @@ def test_images_sorted_by_any_loss_or_metric(tiny_catalog, key, descending, firs
 def test_a_click_shows_predictions_losses_and_neighbours_both_ways(tiny_catalog):
     view, _ = open_catalog(tiny_catalog)
     picture, rows, outgoing, incoming, line = image_detail(view, 3, CATALOG_MODEL)
-    plain = view.image(3)
-    assert picture.shape == plain.shape
-    # the mask (rows 10-30, columns 20-50) is tinted, the corner is not
-    assert (picture[20, 35] != plain[20, 35]).any() and (picture[60, 90] == plain[60, 90]).all()
+    plain = cv2.resize(view.image(3), (480, 360), interpolation=cv2.INTER_LINEAR)
+    assert picture.shape == (360, 480, 3)  # enlarged to DETAIL_SIDE (5x) to be readable
+    # the mask (rows 10-30, columns 20-50, 5x) is tinted, the far corner is not
+    assert (picture[100, 175] != plain[100, 175]).any()
+    assert (picture[300, 450] == plain[300, 450]).all()
+    # the box (x 20-50, y 10-30) is outlined at 5x: its left edge at x = 100
+    assert (picture[120, 100] != plain[120, 100]).any()
     table = dict(rows)
     assert table["box"] == "0.3" and table["mean_iou"] == "0.3333"
     # dist[3][j] = |3 - j| + 0.5 (3 > j), over two components: 4 is nearest (2.0), then 2
@@ -113,6 +117,7 @@ def test_bad_requests_are_messages(tiny_catalog):
 def test_an_image_without_rows_of_the_model_shows_plainly(tiny_catalog):
     view, _ = open_catalog(tiny_catalog)
     picture, rows, outgoing, incoming, line = image_detail(view, 1, "yolo:other.yaml")
-    np.testing.assert_array_equal(picture, view.image(1))
+    plain = cv2.resize(view.image(1), (480, 360), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(picture, plain)  # nothing drawn on it
     assert rows == [] and outgoing == incoming == []
     assert "0 predictions" in line and "no distances stored" in line

@@ -25,7 +25,7 @@ def free_port() -> int:
 def test_help_names_the_options():
     result = CliRunner().invoke(app, ["app", "--help"])
     assert result.exit_code == 0
-    for option in ("--host", "--port", "--images"):
+    for option in ("--host", "--port", "--images", "--catalog"):
         assert option in result.output
 
 
@@ -56,3 +56,16 @@ def test_command_prints_its_url_and_serves_the_page():
     finally:
         child.terminate()
         child.wait(timeout=30)
+
+
+def test_a_missing_catalog_is_a_message_in_its_tab(tmp_path):
+    from clusterlens.app.ui import build_app
+
+    app = build_app(catalog=tmp_path / "missing.db")  # the app still builds
+    messages = [
+        block.value
+        for block in app.blocks.values()
+        if getattr(block, "elem_id", None) == "catalog-message"
+    ]
+    assert len(messages) == 1 and "cannot open the catalog" in messages[0]
+    assert "missing.db" in messages[0]

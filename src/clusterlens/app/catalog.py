@@ -32,6 +32,9 @@ SORT_KEYS = ("total_loss", *LOSS_COMPONENTS, *METRIC_KEYS)
 #: Distances: each component, or their sum.
 DISTANCE_KEYS = ("total", *LOSS_COMPONENTS)
 THUMBNAIL_SIDE = 128
+#: The clicked image is drawn with its predictions at this longer side (small data-set
+#: images are enlarged first, so boxes and labels stay readable; large ones shrunk).
+DETAIL_SIDE = 480
 #: Thumbnails shown per grid and neighbours per direction.
 GRID_LIMIT = 60
 NEIGHBOURS = 5
@@ -327,11 +330,14 @@ def image_detail(
 
     rgb = view.image(image_id)
     found = view.predictions(image_id, model)
+    scale = DETAIL_SIDE / max(rgb.shape[:2])  # boxes are pixels of the stored image
+    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+    shown = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     colours = palette(max(len(found), 1))[: len(found)]
-    masks = [_full_size(p["mask"], rgb.shape[:2]) for p in found]
+    masks = [_full_size(p["mask"], shown.shape[:2]) for p in found]
     names = [f"{p['name']} {p['confidence']:.2f}" for p in found]
-    boxes = np.array([p["box"] for p in found], np.float64).reshape(-1, 4)
-    picture = predictions_on(rgb, boxes, names, colours, masks)
+    boxes = np.array([p["box"] for p in found], np.float64).reshape(-1, 4) * scale
+    picture = predictions_on(shown, boxes, names, colours, masks)
     losses = view.losses(image_id, model)
     rows = [[name, _value(value)] for name, value in losses.items()]
     near = view.neighbours(image_id, model, component)

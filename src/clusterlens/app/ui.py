@@ -52,7 +52,7 @@ BALANCERS = ("adaptive", "fixed")
 PICTURE_FORMAT = "jpeg"
 #: Pictures the page shows: JPEG, no download/share buttons (nothing to send anywhere).
 PICTURE = {"format": PICTURE_FORMAT, "interactive": False}
-THUMBS = {"format": PICTURE_FORMAT, "interactive": False, "height": "auto"}
+THUMBS = {"format": PICTURE_FORMAT, "interactive": False, "allow_preview": False}
 #: Region backends that run without a checkpoint (SAM and SAM2 need one).
 REGION_METHODS = ("fast", "slic", "felzenszwalb")
 DEFAULT_QUERY = "the sky"
@@ -116,7 +116,9 @@ def _allocation_tab(
         )
         budget_b = gr.Slider(0, 1024, value=64, step=1, label="budget B (patches)")
     with gr.Row():
-        tokens = gr.Slider(0, 16384, value=0, step=64, label="token budget (0: one per patch)")
+        tokens = gr.Slider(
+            0, 16384, value=0, step=64, label="token budget (0: one per patch)", elem_id="tokens"
+        )
         gaze = gr.Textbox(
             "", label="gaze x, y (foveated; click an overlay to set it)", elem_id="gaze"
         )
@@ -330,7 +332,7 @@ def _catalog_tab(app: gr.Blocks, view: CatalogView | None, problem: str) -> None
             members = gr.Gallery(
                 label="the cluster's images (click one)",
                 columns=6,
-                allow_preview=False,
+                height=320,
                 elem_id="cluster-grid",
                 **THUMBS,
             )
@@ -342,7 +344,7 @@ def _catalog_tab(app: gr.Blocks, view: CatalogView | None, problem: str) -> None
     ranked = gr.Gallery(
         label="images sorted (click one)",
         columns=8,
-        allow_preview=False,
+        height=260,
         elem_id="sorted-grid",
         **THUMBS,
     )
@@ -354,14 +356,14 @@ def _catalog_tab(app: gr.Blocks, view: CatalogView | None, problem: str) -> None
         outgoing = gr.Gallery(
             label="nearest by dist[i][j]: its output explains j's objects",
             columns=5,
-            allow_preview=False,
+            height=200,
             elem_id="near-out",
             **THUMBS,
         )
         incoming = gr.Gallery(
             label="nearest by dist[j][i]: j's output explains its objects",
             columns=5,
-            allow_preview=False,
+            height=200,
             elem_id="near-in",
             **THUMBS,
         )
