@@ -61,6 +61,8 @@ def arguments(data: Path, out: Path, strategies: str, budgets: str, vlm: str = "
         budgets,
         "--max-new-tokens",
         "3",
+        "--threads",
+        "1",
         "--out",
         str(out),
     ]
@@ -176,6 +178,7 @@ def test_llava_with_a_pope_file_and_a_skipped_strategy(tmp_path):
         ("--budgets", "0,8", "--budgets must be positive"),
         ("--dtype", "fp8", "--dtype must be one of fp32, bf16, fp16"),
         ("--limit", "0", "--limit must be a positive"),
+        ("--threads", "0", "threads must be at least 1"),
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path, flag, value, message):

@@ -59,6 +59,9 @@ def vlm_eval_command(
         1024, "--max-side", help="Decode larger images with this longer side; 0: full size."
     ),
     seed: int = typer.Option(0, help="Seed for the random strategy."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="CPU threads for torch (default: torch's; 1 suits tiny models)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Score a VQA set at several token budgets per strategy; plot accuracy vs tokens."""
@@ -81,6 +84,7 @@ def vlm_eval_command(
         max_new_tokens=max_new_tokens,
         max_side=max_side,
         seed=seed,
+        threads=threads,
     )
     started = time.perf_counter()
     with Progress(
