@@ -29,6 +29,7 @@ page's screenshot after the last re-render.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import socket
 import statistics
@@ -40,11 +41,14 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, markdown_table, publish  # noqa: E402
+from _report import RESULTS, machine, markdown_table, publish  # noqa: E402
 
 SIDE = 1024
 QUERY = "the person"
 BUDGETS = (100, 300, 500, 700)  # slider positions the re-renders move between
+#: Strategy changes timed at handler level (the first one clusters nothing new; quadtree
+#: and hierarchical-cluster build their own structures on first use, then reuse them).
+STRATEGIES = ("topk", "quadtree", "cluster-cascade", "foveated")
 WAIT_S = 180
 
 #: Installed in the page: the time each new overlay-A picture is decoded, and the time
@@ -71,6 +75,10 @@ for (const el of document.querySelectorAll('#allocate, #budget-a input[type=rang
 
 def main() -> None:
     args = _parse_args()
+    if args.report_only:
+        payload = json.loads((RESULTS / "app.json").read_text())
+        publish("app", payload, _markdown(payload))
+        return
     work = Path(tempfile.mkdtemp(prefix="clusterlens-app-bench-"))
     image = _test_image(work)
     started = time.time()
@@ -97,6 +105,9 @@ def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="cold renders (3 re-renders each)")
     parser.add_argument("--screenshots", type=Path, help="save the page's screenshot here")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the docs section from the JSON"
+    )
     return parser.parse_args()
 
 
@@ -119,19 +130,25 @@ def measure_handler(image: Path, rounds: int) -> dict[str, float]:
     first = Settings(QUERY, "cluster-cascade", 144)
     second = Settings(QUERY, "foveated", 64)
     run_allocation(None, UPLOAD_CHOICE, str(image), first, second)  # loads the models
-    cold, warm = [], []
+    cold, warm, strategy = [], [], []
     for index in range(rounds):
         clock = time.perf_counter()
         session, a, *_ = run_allocation(None, UPLOAD_CHOICE, str(image), first, second)
         cold.append(time.perf_counter() - clock)
         assert a is not None, "the cold render failed"
-        for budget in BUDGETS[:3]:
-            settings = Settings(QUERY, "cluster-cascade", budget + index)
+        changes = [(warm, "cluster-cascade", budget + index) for budget in BUDGETS[:3]]
+        changes += [(strategy, name, 144) for name in STRATEGIES]
+        for times, name, budget in changes:
+            settings = Settings(QUERY, name, budget)
             clock = time.perf_counter()
             session, side, *_ = rerender_side(session, UPLOAD_CHOICE, str(image), settings, "A")
-            warm.append(time.perf_counter() - clock)
+            times.append(time.perf_counter() - clock)
             assert "model passes" in side["accounting"]["cached"]
-    return _summary(cold, warm)
+    summary = _summary(cold, warm)
+    summary["strategy_change"] = round(statistics.median(strategy) * 1000, 1)
+    summary["strategy_change_max"] = round(max(strategy) * 1000, 1)
+    summary["samples"]["strategy_change"] = len(strategy)
+    return summary
 
 
 def _summary(cold: list[float], warm: list[float]) -> dict[str, float]:
@@ -243,22 +260,32 @@ def _markdown(payload: dict) -> str:
     ]  # fmt: skip
     table = markdown_table(
         ["level", "cold first render ms", "re-render ms (median)", "re-render ms (max)",
-         "cold / re-render", "re-render <= 300 ms"],
+         "cold / re-render", "median <= 300 ms"],
         rows,
     )  # fmt: skip
     info = payload["machine"]
+    within = "every re-render" if browser["rerender_max"] <= payload["target_ms"] else "the median"
     return f"""## Browser app: re-render after a budget change (`benchmarks/app.py`)
 
-{payload["image"]}, query "{payload["query"]}", strategy A `cluster-cascade` (budget
-moved between {BUDGETS[0]} and {BUDGETS[2]}), B `foveated`; {payload["rounds"]} cold
-renders and {handler["samples"]["rerender"]} re-renders per level, models already loaded.
-A cold render is a new session (decode, model passes, clusters, both sides with all
-their pictures); a re-render reuses the session's per-image context and redraws side
-A's overlay and token-budget map only. Issue 18 asks for a re-render in at most 300 ms.
+{payload["image"]}, query "{payload["query"]}", strategy A `cluster-cascade` (budget moved
+between {BUDGETS[0]} and {BUDGETS[2]}), B `foveated`; {payload["rounds"]} cold renders and
+{handler["samples"]["rerender"]} re-renders per level, models already loaded. A cold
+render is a new session (decode, model passes, clusters, both sides with all their
+pictures); a re-render reuses the session's per-image context and redraws side A's
+overlay and token-budget map only. Issue 18 asks for a re-render in at most 300 ms.
 
 {table}
 
-Machine: {info["cpus"]} CPUs, load average {info["load_average"]:.1f} at the start.
+In the browser, {within} met 300 ms. Cold and re-renders are interleaved within each
+level; the two levels run one after the other, so compare their ratios rather than
+their absolute times (the load drifts).
+
+A strategy change (side A through {", ".join(STRATEGIES)}), handler only: median
+{handler["strategy_change"]:.0f} ms, at most {handler["strategy_change_max"]:.0f} ms
+({handler["samples"]["strategy_change"]} changes); in the page it takes the same path as a
+budget change (one side, two pictures, no queue).
+
+Machine: {info["cpus"]} CPUs, load average {info["load_average"]:.1f} at the start (shared).
 """
 
 
