@@ -120,3 +120,9 @@ def test_clusters_are_carried_ids_of_the_kept_cells(long_clip, redness):
     assert kept.to_json()["cells"][0]["cluster"] == int(kept.clusters[0])
     plain = select_video(long_clip, "red", budget=30, model=redness, grid=16)
     assert plain.clusters is None and plain.to_json()["cells"][0]["cluster"] == -1
+
+
+def test_a_first_call_reports_nothing_cached(long_clip, redness):
+    # keyframes are decoded once and asked for twice within the call: not "cached"
+    kept = select_video(long_clip, "red", budget=30, model=redness, grid=16)
+    assert kept.cost["cached"] == [] and kept.cost["frames_decoded"] == FRAMES

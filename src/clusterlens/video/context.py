@@ -46,12 +46,15 @@ class VideoContext:
         whose context is not kept."""
         wanted = sorted(set(indices))
         missing = [i for i in wanted if i not in self._contexts]
-        ledger.reused("decoded frames", len(wanted) - len(missing))
+        for index in wanted:
+            if index in self._contexts:
+                ledger.reused("decoded frames", ("frame", index))
         fresh = self._decode(missing, ledger)
         for index in wanted:
             context = self._contexts.get(index)
             if context is None:
                 context = self._context_of(index, next(fresh), ledger)
+                ledger.made.add(("frame", index))
             yield index, context
 
     def grays(self, indices: Iterable[int], ledger: Ledger) -> dict[int, np.ndarray]:
@@ -69,8 +72,9 @@ class VideoContext:
         """Flow from frame ``target`` to frame ``source`` (kept for the next query)."""
         key = (target, source)
         if key in self._flows:
-            ledger.reused("flows")
+            ledger.reused("flows", ("flow", key))
         else:
+            ledger.made.add(("flow", key))
             grays = self.grays([target, source], ledger)
             started = time.perf_counter()
             self._flows[key] = self._flow(grays[target], grays[source])
@@ -86,7 +90,9 @@ class VideoContext:
         source = context.source(model, name, cached)
         ledger.track(source)
         if cached:
-            ledger.reused("model passes")
+            ledger.reused("model passes", ("source", id(source)))
+        else:
+            ledger.made.add(("source", id(source)))
         return source
 
     def _decode(self, indices: list[int], ledger: Ledger) -> Iterator[tuple[int, np.ndarray]]:
@@ -114,19 +120,24 @@ class VideoContext:
 
 
 class Ledger:
-    """What one ``select_video`` call spent: times, counts, model cost, what was reused."""
+    """What one ``select_video`` call spent: times, counts, model cost, and what came
+    from earlier calls (``cached``; what this call made and used twice is not counted)."""
 
     def __init__(self) -> None:
         self.values: dict[str, float] = {}
         self.cached: dict[str, int] = {}
+        self.made: set[tuple[Any, ...]] = set()  # made by this call
+        self._counted: set[tuple[Any, ...]] = set()
         self._sources: dict[int, tuple[CouplingSource, EncoderCost]] = {}
 
     def add(self, key: str, amount: float) -> None:
         self.values[key] = self.values.get(key, 0.0) + amount
 
-    def reused(self, what: str, count: int = 1) -> None:
-        if count > 0:
-            self.cached[what] = self.cached.get(what, 0) + count
+    def reused(self, what: str, key: tuple[Any, ...]) -> None:
+        """Count ``key`` under ``what`` once, if an earlier call made it."""
+        if key not in self.made and key not in self._counted:
+            self._counted.add(key)
+            self.cached[what] = self.cached.get(what, 0) + 1
 
     def track(self, source: CouplingSource) -> None:
         """Count ``source``'s model calls from now on (once per source)."""
