@@ -132,6 +132,14 @@ class AllocationStrategy(TokenPruner):
         self.relevance_model = relevance_model
         self.seed = seed
 
+    def warm_up(self) -> None:
+        """Load the relevance model once, untimed, so the first item's selection time
+        is not the model's loading time."""
+        from clusterlens.pipeline import select_patches
+
+        blank = np.full((32, 32, 3), 0.5, dtype=np.float32)
+        select_patches(blank, "warm up", self.name, 1, model=self.relevance_model, grid=(2, 2))
+
     def plan(self, inputs: PruningInputs, budget: int) -> PruningPlan:
         from clusterlens.models.vlm import LlavaNextAdapter
         from clusterlens.pipeline import select_patches
@@ -359,6 +367,8 @@ def _supported(config: EvalConfig, adapter: Any) -> tuple[dict[str, TokenPruner]
         except ValueError as err:
             notes.append(f"skipped {name}: {err}")
             continue
+        if isinstance(strategy, AllocationStrategy):
+            strategy.warm_up()
         strategies[name] = strategy
     return strategies, notes
 
