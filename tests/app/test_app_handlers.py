@@ -17,7 +17,6 @@ from clusterlens.app.handlers import (
     parse_gaze,
     rerender_side,
     run_allocation,
-    run_regions,
 )
 from clusterlens.app.session import (
     MAX_CONTEXTS,
@@ -184,20 +183,6 @@ def test_images_folder_files_are_offered_by_name(tmp_path, street_file):
     assert message == "" and a["overlay"].shape == (96, 128, 3)
     with pytest.raises(FileNotFoundError, match="not a folder"):
         ImageSources.scan(tmp_path / "missing")
-
-
-def test_regions_draw_boundaries_and_report_the_count(street_file):
-    session, picture, message = run_regions(None, UPLOAD_CHOICE, str(street_file), "slic", 4)
-    assert picture.shape == (96, 128, 3)
-    count = int(message.split()[0])
-    assert 2 <= count <= 8 and "slic" in message
-    # the sky/road border (row 48) is a region boundary
-    assert (picture[46:50] == (255, 220, 0)).all(axis=2).any()
-
-
-def test_regions_bad_method_is_a_message(street_file):
-    _, picture, message = run_regions(None, UPLOAD_CHOICE, str(street_file), "sam", 10)
-    assert picture is None and message.startswith("⚠️") and "checkpoint" in message
 
 
 @pytest.mark.parametrize("strategy", list_strategies())

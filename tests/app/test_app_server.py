@@ -94,8 +94,8 @@ def test_bad_upload_and_regions_over_http(served, street_file, broken_file):
         client, handle_file(str(broken_file)), "the sky", "topk", 8, "topk", 8, 8, "fixed"
     )
     assert message.startswith("⚠️") and "broken.png" in message
-    picture, note = client.predict(
-        "street.png", None, "slic", 8, api_name="/regions"
+    picture, metrics, note = client.predict(
+        "street.png", None, "slic", 8, 0, 0, None, api_name="/regions"
     )  # a file listed under --images, chosen by name
     assert np.asarray(Image.open(picture)).shape[:2] == (96, 128)
     assert "regions (slic)" in note

@@ -362,36 +362,6 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def run_regions(
-    session: AppSession | None,
-    source: str,
-    upload: str | None,
-    method: str,
-    segments: int,
-    sources: ImageSources | None = None,
-) -> tuple[AppSession, np.ndarray | None, str]:
-    """Cluster the chosen image with ``method`` into about ``segments`` regions.
-
-    Returns the session, the boundary overlay (uint8 RGB, None on error) and a message
-    that gives the number of regions found (or what went wrong).
-    """
-    from clusterlens.regions import cluster_image
-    from clusterlens.viz.render import boundary_overlay
-
-    session = session or AppSession()
-    try:
-        with session.lock:
-            context, _ = open_image(session, source, upload, sources or ImageSources())
-        clusters = cluster_image(context.rgb, method=method, n_segments=int(segments))
-    except USER_ERRORS as error:
-        return session, None, f"⚠️ {_message(error)}"
-    except Exception as error:  # a bug: keep the server up, say so, keep the trace
-        log.exception("regions failed")
-        return session, None, f"⚠️ internal error ({type(error).__name__}: {error})"
-    picture = boundary_overlay(context.rgb, clusters.labels)
-    return session, picture, f"{clusters.n_clusters} regions ({method})"
-
-
 def _message(error: BaseException) -> str:
     # KeyError's str() is the repr of its key: show the text it was given instead
     text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)

@@ -35,8 +35,8 @@ from clusterlens.app.handlers import (  # noqa: E402
     click_gaze,
     rerender_side,
     run_allocation,
-    run_regions,
 )
+from clusterlens.app.regions import run_regions  # noqa: E402
 from clusterlens.app.segmentation import (  # noqa: E402
     DEFAULT_CLASSES,
     PROPOSERS,
@@ -235,20 +235,33 @@ def _regions_tab(
     with gr.Row():
         method = gr.Dropdown(list(REGION_METHODS), value="fast", label="method")
         segments = gr.Slider(8, 1000, value=100, step=1, label="segments")
+        merge = gr.Slider(0, 10, value=0, step=0.1, label="merge clusters under (% of image)")
+        groups = gr.Slider(0, 64, value=0, step=1, label="hierarchy: coarse groups (0: off)")
+    truth = gr.File(
+        label="ground truth for the metrics (BSDS .mat, or a label image)",
+        file_types=[".mat", "image"],
+        type="filepath",
+        elem_id="regions-truth",
+    )
     run = gr.Button("Cluster", variant="primary", elem_id="cluster")
     message = gr.Markdown(elem_id="regions-message")
-    overlay = gr.Image(label="region boundaries", elem_id="regions-overlay", format=PICTURE_FORMAT)
+    with gr.Row():
+        overlay = gr.Image(
+            label="region boundaries (coarse groups in cyan)", elem_id="regions-overlay", **PICTURE
+        )
+        metrics = gr.Dataframe(headers=["metric", "value"], label="superpixel metrics")
 
-    def regions(state, src, file, name, count) -> Any:
-        state, picture, note = run_regions(state, src, file, name, int(count), sources)
-        if note.startswith("⚠️"):
-            gr.Warning(note)
-        return state, picture, note
+    def regions(state, src, file, name, count, below, coarse, labels) -> Any:
+        state, picture, rows, note = run_regions(
+            state, src, file, name, int(count), float(below), int(coarse), labels, sources
+        )
+        _warn(note)
+        return state, picture, rows, note
 
     run.click(
         regions,
-        [session, source, upload, method, segments],
-        [session, overlay, message],
+        [session, source, upload, method, segments, merge, groups, truth],
+        [session, overlay, metrics, message],
         api_name="regions",
     )
 
