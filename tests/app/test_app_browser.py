@@ -241,3 +241,28 @@ def test_catalog_tab_in_the_browser(served, browser):
     assert "#5 d=" in browser.find_element(By.ID, "near-out").text  # dist[6][5] is least
     keep_screenshot(browser, "app_catalog.png")
     assert requested_hosts(browser) <= {"127.0.0.1", "localhost"}
+
+
+def accounting_text(driver) -> str:
+    return driver.find_element(By.ID, "accounting").text
+
+
+def test_two_browser_sessions_do_not_share_state(served, browser):
+    """Two pages open at once are two Gradio sessions: each decodes the image for
+    itself (decode_ms in its table) even after the other one has."""
+    tabs = []
+    for _ in range(2):
+        if tabs:
+            browser.switch_to.new_window("tab")
+        browser.get(served.local_url)  # the sample image in both
+        WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.ID, "allocate"))
+        tabs.append(browser.current_window_handle)
+    for tab in tabs:  # the first page twice, then the second page
+        browser.switch_to.window(tab)
+        for attempt in range(2 if tab == tabs[0] else 1):
+            previous = picture_source(browser, "overlay-a")
+            ask(browser, "the top-left corner" if attempt == 0 else "the sky", previous)
+            WebDriverWait(browser, 30).until(lambda d: "cached" in accounting_text(d))
+            table = accounting_text(browser)
+            first_call = attempt == 0
+            assert ("decode_ms" in table) == first_call, table  # decoded once per session

@@ -130,7 +130,9 @@ def _allocation_tab(
     with gr.Row():
         tokens_a = gr.Image(label="token-budget map A", elem_id="tokens-a", **PICTURE)
         tokens_b = gr.Image(label="token-budget map B", elem_id="tokens-b", **PICTURE)
-    accounting = gr.Dataframe(headers=ACCOUNTING_HEADERS, label="accounting", wrap=True)
+    accounting = gr.Dataframe(
+        headers=ACCOUNTING_HEADERS, label="accounting", wrap=True, elem_id="accounting"
+    )
     with gr.Row():
         heat_a = gr.Image(label="balanced relevance A", **PICTURE)
         heat_b = gr.Image(label="balanced relevance B", **PICTURE)
