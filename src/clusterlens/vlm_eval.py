@@ -137,8 +137,8 @@ class AllocationStrategy(TokenPruner):
         is not the model's loading time."""
         from clusterlens.pipeline import select_patches
 
-        blank = np.full((32, 32, 3), 0.5, dtype=np.float32)
-        select_patches(blank, "warm up", self.name, 1, model=self.relevance_model, grid=(2, 2))
+        noise = np.random.default_rng(0).random((96, 96, 3), dtype=np.float32)
+        select_patches(noise, "warm up", self.name, 4, model=self.relevance_model, grid=(6, 6))
 
     def plan(self, inputs: PruningInputs, budget: int) -> PruningPlan:
         from clusterlens.models.vlm import LlavaNextAdapter
