@@ -63,8 +63,10 @@ def test_keep_all_reproduces_the_model_logits(family):
     torch.testing.assert_close(logits, model_logits(inputs), **TIGHT)
 
 
-def layer_by_layer(inputs, k: int, budget: int) -> torch.Tensor:
-    """The pruned prefill written out: layers < K on everything, the rest on the kept rows."""
+def layer_by_layer(inputs, k: int, budget: int, appended: list[int] = ()) -> torch.Tensor:
+    """The pruned run written out, without a cache: layers < K on every row, the rest on
+    the kept rows; ``appended`` tokens (generated ones) follow the prompt. Returns the
+    logits of the last ``len(appended) + 1`` rows."""
     adapter = inputs.adapter
     keep_image = FastV(layer=k).plan(inputs, budget).keep
     prompt = adapter.prepare(inputs.batch, features=inputs.features)
@@ -72,14 +74,20 @@ def layer_by_layer(inputs, k: int, budget: int) -> torch.Tensor:
     keep[inputs.batch["input_ids"][0] == adapter.image_token_id] = keep_image
     language = adapter.language_model
     with torch.inference_mode():
-        hidden = prompt.inputs_embeds
-        rotary = language.rotary_emb(hidden, prompt.position_ids)
+        new = torch.tensor([list(appended)], dtype=torch.long)
+        hidden = torch.cat([prompt.inputs_embeds, language.get_input_embeddings()(new)], dim=1)
+        steps = prompt.next_position + torch.arange(len(appended))
+        positions = torch.cat(
+            [prompt.position_ids, steps.expand(*prompt.position_ids.shape[:-1], -1)], dim=-1
+        )
+        keep = torch.cat([keep, torch.ones(len(appended), dtype=torch.bool)])
+        rotary = language.rotary_emb(hidden, positions)
         for index, layer in enumerate(language.layers):
             if index == k:
                 hidden = hidden[:, keep]
                 rotary = tuple(part[..., keep, :] for part in rotary)
             hidden = layer(hidden, attention_mask=None, position_embeddings=rotary)
-        return adapter.model.lm_head(language.norm(hidden))[0, -1]
+        return adapter.model.lm_head(language.norm(hidden))[0, -(len(appended) + 1) :]
 
 
 @pytest.mark.parametrize(("family", "layers", "k"), [("qwen2_vl", 4, 2), ("llava", 4, 2)])
@@ -88,8 +96,17 @@ def test_pruned_prefill_equals_the_layers_run_by_hand(family, layers, k):
     prompt = inputs.adapter.prepare(inputs.batch, features=inputs.features)
     with FastV(layer=k).pruning(inputs.adapter, inputs.batch, 5):
         logits, _ = inputs.adapter.prefill(prompt, last_only=True)
-    torch.testing.assert_close(logits[0, -1], layer_by_layer(inputs, k, 5), **TIGHT)
+    torch.testing.assert_close(logits[0, -1], layer_by_layer(inputs, k, 5)[-1], **TIGHT)
     assert not torch.allclose(logits[0, -1], model_logits(inputs)[0, -1], **TIGHT)
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "llava"])
+def test_decoding_on_the_pruned_cache_equals_the_uncached_layers_by_hand(family):
+    inputs = inputs_of(family, 4)
+    tokens = FastV(layer=2).answer(inputs, 5, max_new_tokens=4).token_ids.tolist()
+    assert len(tokens) == 4
+    by_hand = layer_by_layer(inputs, 2, 5, appended=tokens[:-1]).argmax(dim=-1).tolist()
+    assert by_hand == tokens
 
 
 def test_answer_decodes_with_the_pruned_cache_and_counts_flops():
