@@ -352,6 +352,7 @@ def _checked_pool(pool: torch.Tensor, count: int) -> torch.Tensor:
 
 def _pooled(features: VisionFeatures, pool: torch.Tensor) -> VisionFeatures:
     """Features whose group representatives hold the mean of their group."""
+    pool = pool.to(features.embeds.device)  # a CPU plan may meet features on a GPU
     members = torch.nonzero(pool >= 0).squeeze(1)
 
     targets = pool[members]
