@@ -7,7 +7,25 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from tests.reliability.conftest import TWO_GB, run_capped
+
+
+def _capped_runner():
+    """tests/reliability's capped child runner, loaded by path so that this file also
+    runs under a bare ``pytest`` (``tests`` is a package only under ``python -m``)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "reliability" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_reliability_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+_RELIABILITY = _capped_runner()
+TWO_GB, run_capped = _RELIABILITY.TWO_GB, _RELIABILITY.run_capped
 
 
 @pytest.mark.slow

@@ -49,7 +49,9 @@ def test_temporal_cascade_matches_exhaustive_with_fewer_dense_passes(long_clip, 
     scores = _all_scores(context, redness)
     best = np.sort(scores.reshape(-1))[::-1][:60].sum()
     fresh = VideoContext(open_video(long_clip))
-    kept = select_video(fresh, "red", "temporal-cascade", budget=60, model=redness, grid=16)
+    kept = select_video(
+        fresh, "red", "temporal-cascade", budget=60, model=redness, grid=16, interval=4
+    )
     fidelity = scores[kept.frames, kept.rows, kept.cols].sum() / best
     assert fidelity >= 0.97
     passes = kept.cost["encoder_passes"]
@@ -62,7 +64,9 @@ def test_cascade_skips_frames_the_coarse_scan_rules_out(make_clip, redness):
     clip = make_clip(frames=FRAMES, size=(96, 128), step=4)
     for frame in clip[5:]:  # the red square leaves the clip after frame 4
         frame[..., 0] = frame[..., 1]
-    kept = select_video(clip, "red", "temporal-cascade", budget=30, model=redness, grid=16)
+    kept = select_video(
+        clip, "red", "temporal-cascade", budget=30, model=redness, grid=16, interval=4
+    )
     assert kept.frames.max() <= 4
     assert kept.meta["dense_keyframes"] == 2  # keyframes 0 and 4; frame 8 never dense
     assert kept.cost["encoder_passes"]["dense 48x64"] == 2
