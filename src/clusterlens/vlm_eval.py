@@ -282,6 +282,7 @@ def _run(config: EvalConfig, progress: Callable[[int, int], None] | None) -> Eva
     items = items[: config.limit] if config.limit is not None else items
     if not items:
         raise ValueError(f"{config.data} has no questions to evaluate")
+    _check_images(items)
     config.out.mkdir(parents=True, exist_ok=True)
     _check_manifest(config)
     loaded = _load_model(config)
@@ -312,6 +313,16 @@ def _run(config: EvalConfig, progress: Callable[[int, int], None] | None) -> Eva
     results = summarize(records, config, notes)
     _write_outputs(results, config.out)
     return EvalRun(results, computed, len(keys) - computed, notes)
+
+
+def _check_images(items: Sequence[Any]) -> None:
+    """Fail before the first record, not an hour in, when images are missing."""
+    missing = [item for item in items if not Path(item.image).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(items)} images not found, e.g. {missing[0].image} "
+            f"(question {missing[0].id}); point --images at the folder that holds them"
+        )
 
 
 def _budgets_of(name: str, config: EvalConfig) -> list[int | None]:

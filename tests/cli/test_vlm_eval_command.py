@@ -196,3 +196,12 @@ def test_an_output_folder_of_another_model_is_refused(tmp_path):
     other = runner.invoke(app, arguments(data, out, "all", "4", vlm="tiny:llava"))
     assert other.exit_code == 2
     assert "holds a run with other settings" in other.output
+
+
+def test_missing_images_are_reported_before_any_work(tmp_path):
+    data = question_set(tmp_path / "set", 3)
+    (tmp_path / "set" / "image1.png").unlink()
+    result = runner.invoke(app, arguments(data, tmp_path / "out", "all", "4"))
+    assert result.exit_code == 2
+    assert "1 of 3 images not found" in result.output and "question q1" in result.output
+    assert not (tmp_path / "out" / "records.jsonl").exists()
