@@ -32,6 +32,8 @@ MODULES = [
     "clusterlens.models.clip",
     "clusterlens.relevance.query_parse",
     "clusterlens.context",
+    "clusterlens.video.frames",
+    "clusterlens.video.pyramid",
 ]
 
 
