@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -67,9 +68,12 @@ new MutationObserver(() => {
   img.decode().then(() => window.__marks.push({t0: window.__t0, t: performance.now(), src}))
      .catch(() => {});
 }).observe(box, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
-for (const el of document.querySelectorAll('#allocate, #budget-a input[type=range]')) {
-  el.addEventListener('pointerdown', () => { window.__t0 = performance.now(); }, true);
-}
+// options of a dropdown are made when it opens: listen on the document, capturing
+document.addEventListener('pointerdown', (event) => {
+  if (event.target.closest('#allocate, #budget-a input[type=range], #strategy-a li')) {
+    window.__t0 = performance.now();
+  }
+}, true);
 """
 
 
@@ -144,21 +148,19 @@ def measure_handler(image: Path, rounds: int) -> dict[str, float]:
             session, side, *_ = rerender_side(session, UPLOAD_CHOICE, str(image), settings, "A")
             times.append(time.perf_counter() - clock)
             assert "model passes" in side["accounting"]["cached"]
-    summary = _summary(cold, warm)
-    summary["strategy_change"] = round(statistics.median(strategy) * 1000, 1)
-    summary["strategy_change_max"] = round(max(strategy) * 1000, 1)
-    summary["samples"]["strategy_change"] = len(strategy)
-    return summary
+    return _summary(cold, warm, strategy)
 
 
-def _summary(cold: list[float], warm: list[float]) -> dict[str, float]:
+def _summary(cold: list[float], warm: list[float], strategy: list[float]) -> dict[str, Any]:
     cold_ms, warm_ms = statistics.median(cold) * 1000, statistics.median(warm) * 1000
     return {
         "cold_first_render": round(cold_ms, 1),
         "rerender": round(warm_ms, 1),
         "rerender_max": round(max(warm) * 1000, 1),
         "cold_over_rerender": round(cold_ms / warm_ms, 2),
-        "samples": {"cold": len(cold), "rerender": len(warm)},
+        "strategy_change": round(statistics.median(strategy) * 1000, 1),
+        "strategy_change_max": round(max(strategy) * 1000, 1),
+        "samples": {"cold": len(cold), "rerender": len(warm), "strategy_change": len(strategy)},
     }
 
 
@@ -187,7 +189,7 @@ def measure_browser(image: Path, rounds: int, screenshots: Path | None) -> dict[
         options.add_argument(flag)
     options.add_argument("--window-size=1400,1900")
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(driver_path))
-    cold, warm = [], []
+    cold, warm, strategy = [], [], []
     try:
         for index in range(rounds + 1):  # round 0 loads the models: not counted
             driver.get(app.local_url)
@@ -208,21 +210,32 @@ def measure_browser(image: Path, rounds: int, screenshots: Path | None) -> dict[
                 cold.append(elapsed)
             slider = driver.find_element(By.CSS_SELECTOR, "#budget-a input[type=range]")
             width = slider.size["width"]
-            for count, budget in enumerate(BUDGETS[:3], start=2):
+            count = 1
+            for budget in BUDGETS[:3]:
                 offset = round(width * (budget / 1024 - 0.5)) + index  # from its centre
                 ActionChains(driver).move_to_element_with_offset(
                     slider, offset, 0
                 ).click().perform()
+                count += 1
                 elapsed = _wait_mark(driver, wait, count)
                 if index:
                     warm.append(elapsed)
+            for name in STRATEGIES:  # each differs from the one before: a new overlay
+                driver.find_element(By.CSS_SELECTOR, "#strategy-a input").click()
+                option = f'#strategy-a li[aria-label="{name}"]'
+                wait.until(lambda d, option=option: d.find_elements(By.CSS_SELECTOR, option))
+                driver.find_element(By.CSS_SELECTOR, option).click()
+                count += 1
+                elapsed = _wait_mark(driver, wait, count)
+                if index:
+                    strategy.append(elapsed)
         if screenshots:
             screenshots.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(str(screenshots / "app_allocation.png"))
     finally:
         driver.quit()
         app.close()
-    return _summary(cold, warm)
+    return _summary(cold, warm, strategy)
 
 
 def _set_query(driver, text: str) -> None:
@@ -251,39 +264,41 @@ def _free_port() -> int:
 
 def _markdown(payload: dict) -> str:
     handler, browser = payload["handler_ms"], payload["browser_ms"]
+    target = payload["target_ms"]
     rows = [
-        [level, f"{r['cold_first_render']:.0f}", f"{r['rerender']:.0f}",
-         f"{r['rerender_max']:.0f}", f"{r['cold_over_rerender']:.1f}x",
-         "yes" if r["rerender"] <= payload["target_ms"] else "no"]
+        [level, f"{r['cold_first_render']:.0f}",
+         f"{r['rerender']:.0f} / {r['rerender_max']:.0f}",
+         f"{r['strategy_change']:.0f} / {r['strategy_change_max']:.0f}",
+         f"{r['cold_over_rerender']:.1f}x",
+         "yes" if max(r["rerender"], r["strategy_change"]) <= target else "no"]
         for level, r in (("handler (Python, called directly)", handler),
                          ("browser (Chromium: pointer down to overlay decoded)", browser))
     ]  # fmt: skip
     table = markdown_table(
-        ["level", "cold first render ms", "re-render ms (median)", "re-render ms (max)",
-         "cold / re-render", "median <= 300 ms"],
+        ["level", "cold first render ms", "budget change ms (median / max)",
+         "strategy change ms (median / max)", "cold / budget change", "medians <= 300 ms"],
         rows,
     )  # fmt: skip
+    slowest = max(browser["rerender_max"], browser["strategy_change_max"])
+    within = "every" if slowest <= target else "the median"
     info = payload["machine"]
-    within = "every re-render" if browser["rerender_max"] <= payload["target_ms"] else "the median"
-    return f"""## Browser app: re-render after a budget change (`benchmarks/app.py`)
+    return f"""## Browser app: re-render after a budget or strategy change (`benchmarks/app.py`)
 
 {payload["image"]}, query "{payload["query"]}", strategy A `cluster-cascade` (budget moved
-between {BUDGETS[0]} and {BUDGETS[2]}), B `foveated`; {payload["rounds"]} cold renders and
-{handler["samples"]["rerender"]} re-renders per level, models already loaded. A cold
+between {BUDGETS[0]} and {BUDGETS[2]}, then the strategy changed through
+{", ".join(STRATEGIES)}), B `foveated`; {payload["rounds"]} cold renders,
+{handler["samples"]["rerender"]} budget and {handler["samples"]["strategy_change"]}
+strategy changes at handler level, {browser["samples"]["rerender"]} and
+{browser["samples"]["strategy_change"]} in the browser; models already loaded. A cold
 render is a new session (decode, model passes, clusters, both sides with all their
 pictures); a re-render reuses the session's per-image context and redraws side A's
 overlay and token-budget map only. Issue 18 asks for a re-render in at most 300 ms.
 
 {table}
 
-In the browser, {within} met 300 ms. Cold and re-renders are interleaved within each
-level; the two levels run one after the other, so compare their ratios rather than
-their absolute times (the load drifts).
-
-A strategy change (side A through {", ".join(STRATEGIES)}), handler only: median
-{handler["strategy_change"]:.0f} ms, at most {handler["strategy_change_max"]:.0f} ms
-({handler["samples"]["strategy_change"]} changes); in the page it takes the same path as a
-budget change (one side, two pictures, no queue).
+In the browser, {within} re-render met 300 ms (slowest {slowest:.0f} ms). Cold and
+re-renders are interleaved within each level; the two levels run one after the other,
+so compare their ratios rather than their absolute times (the load drifts).
 
 Machine: {info["cpus"]} CPUs, load average {info["load_average"]:.1f} at the start (shared).
 """

@@ -270,3 +270,11 @@ def test_another_registry_model_runs(street_file):
     settings = Settings("a car", "topk", 8, grid=8, model="open_clip:tiny")
     _, a, *_, message = run_allocation(None, UPLOAD_CHOICE, str(street_file), settings, None)
     assert not message.startswith("⚠️") and a["accounting"]["patches_kept"] == 8
+
+
+def test_the_accounting_table_is_escaped_html():
+    from clusterlens.app.handlers import table_html
+
+    table = table_html(["", "A"], [["cached", "<b>&"]])
+    assert table.count("<tr>") == 2 and "<th" in table
+    assert "&lt;b&gt;&amp;" in table and "<b>" not in table

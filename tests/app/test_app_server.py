@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import socket
 import urllib.error
 import urllib.request
@@ -21,6 +22,15 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def table_rows(table: str) -> dict[str, list[str]]:
+    """The accounting table (HTML, as the page shows it) as {row name: [A, B]}."""
+    import re
+
+    rows = re.findall(r"<tr>(.*?)</tr>", table)[1:]  # the first row is the header
+    cells = [[html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)] for row in rows]
+    return {row[0]: row[1:] for row in cells}
 
 
 def allocate(client, upload, query, strategy_a, budget_a, strategy_b, budget_b, grid, balancer,
@@ -62,7 +72,7 @@ def test_allocation_endpoint_over_http(served, street_file):
     pictures = [np.asarray(Image.open(path)) for path in (overlay_a, heat_a, overlay_b, heat_b)]
     assert all(picture.shape[:2] == (96, 128) for picture in pictures)
     assert np.asarray(Image.open(tokens_a)).shape[1] == 640  # the token-budget map's width
-    rows = {row[0]: row[1:] for row in table["data"]}
+    rows = table_rows(table)
     assert rows["patches_kept"] == ["8", "4"]
     assert [view["caption"].split()[0] for view in views] == [
         "information",
@@ -75,7 +85,7 @@ def test_allocation_endpoint_over_http(served, street_file):
         client, handle_file(str(street_file)), "the top-left corner", "topk", 16, "uniform", 4,
         8, "fixed",
     )  # fmt: skip
-    rows = {row[0]: row[1:] for row in table["data"]}
+    rows = table_rows(table)
     assert rows["patches_kept"][0] == "16"
     assert "decoded image" in rows["cached"][0]
     # one side alone after a strategy change: its overlay and token map, the table
@@ -83,7 +93,7 @@ def test_allocation_endpoint_over_http(served, street_file):
         UPLOAD_CHOICE, handle_file(str(street_file)), "the top-left corner", 8, "fixed",
         "offline:camvid", 0, "", "topk", 12, api_name="/rerender_b",
     )  # fmt: skip
-    rows = {row[0]: row[1:] for row in table["data"]}
+    rows = table_rows(table)
     assert message == "" and rows["patches_kept"] == ["16", "12"]
 
 
@@ -110,7 +120,7 @@ def test_two_clients_have_their_own_sessions(served, street_file):
             client, handle_file(str(street_file)), "the top-left corner", "topk", 8, "uniform",
             4, 8, "fixed",
         )  # fmt: skip
-        return {row[0]: row[1:] for row in table["data"]}["cached"][0]
+        return table_rows(table)["cached"][0]
 
     first = Client(served.local_url, verbose=False, download_files=False)
     second = Client(served.local_url, verbose=False, download_files=False)

@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from clusterlens.app.handlers import USER_ERRORS, _message, open_image, shown
+from clusterlens.app.handlers import USER_ERRORS, open_image, shown, user_message
 from clusterlens.app.session import AppSession, ImageSources
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def run_regions(
         fine, coarse = cluster_levels(context.rgb, method, segments, merge_percent, groups)
         rows = score_against(fine, context.rgb, truth) if truth else []
     except USER_ERRORS as error:
-        return session, None, [], f"⚠️ {_message(error)}"
+        return session, None, [], f"⚠️ {user_message(error)}"
     except Exception as error:  # a bug: keep the server up, say so, keep the trace
         log.exception("regions failed")
         return session, None, [], f"⚠️ internal error ({type(error).__name__}: {error})"

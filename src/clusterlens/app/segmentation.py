@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from clusterlens.app.handlers import USER_ERRORS, _message, open_image, shown
+from clusterlens.app.handlers import USER_ERRORS, open_image, shown, user_message
 from clusterlens.app.session import AppSession, ImageSources
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def run_segmentation(
         rgb = _bounded(context.rgb)
         found = segment_image(rgb, settings)
     except USER_ERRORS as error:
-        return session, None, f"⚠️ {_message(error)}"
+        return session, None, f"⚠️ {user_message(error)}"
     except Exception as error:  # a bug: keep the server up, say so, keep the trace
         log.exception("segmentation failed")
         return session, None, f"⚠️ internal error ({type(error).__name__}: {error})"

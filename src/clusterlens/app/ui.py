@@ -35,6 +35,7 @@ from clusterlens.app.handlers import (  # noqa: E402
     click_gaze,
     rerender_side,
     run_allocation,
+    table_html,
 )
 from clusterlens.app.regions import run_regions  # noqa: E402
 from clusterlens.app.segmentation import (  # noqa: E402
@@ -107,7 +108,9 @@ def _allocation_tab(
         grid = gr.Slider(4, 64, value=32, step=1, label="grid (cells per side)")
         balancer = gr.Dropdown(list(BALANCERS), value="adaptive", label="balancer")
     with gr.Row():
-        strategy_a = gr.Dropdown(strategies, value="cluster-cascade", label="strategy A")
+        strategy_a = gr.Dropdown(
+            strategies, value="cluster-cascade", label="strategy A", elem_id="strategy-a"
+        )
         budget_a = gr.Slider(
             0, 1024, value=144, step=1, label="budget A (patches)", elem_id="budget-a"
         )
@@ -130,8 +133,8 @@ def _allocation_tab(
     with gr.Row():
         tokens_a = gr.Image(label="token-budget map A", elem_id="tokens-a", **PICTURE)
         tokens_b = gr.Image(label="token-budget map B", elem_id="tokens-b", **PICTURE)
-    accounting = gr.Dataframe(
-        headers=ACCOUNTING_HEADERS, label="accounting", wrap=True, elem_id="accounting"
+    accounting = gr.HTML(
+        table_html(ACCOUNTING_HEADERS, []), label="accounting", elem_id="accounting"
     )
     with gr.Row():
         heat_a = gr.Image(label="balanced relevance A", **PICTURE)
@@ -157,7 +160,8 @@ def _allocation_tab(
         _warn(note)
         keys = ("overlay", "tokens", "heat")
         pictures = [side and side[key] for side in (a, b) for key in keys]
-        return state, *pictures, a and a["views"], rows, a and a["match"], note
+        table = table_html(ACCOUNTING_HEADERS, rows)
+        return state, *pictures, a and a["views"], table, a and a["match"], note
 
     full_in = [session, source, upload, *shared, strategy_a, budget_a, strategy_b, budget_b]
     full_out = [
@@ -188,12 +192,15 @@ def _allocation_tab(
                 state, src, file, settings(*values), side, sources
             )
             _warn(note)
-            return state, result and result["overlay"], result and result["tokens"], rows, note
+            table = table_html(ACCOUNTING_HEADERS, rows)
+            return state, result and result["overlay"], result and result["tokens"], table, note
 
         side_in = [session, source, upload, *shared, strategy, budget]
         side_out = [session, overlay, token_picture, accounting, message]
         name = f"rerender_{side.lower()}"
-        strategy.input(one_side, side_in, side_out, api_name=name, **QUICK)
+        # .change, not .input: the dropdown also reports an "input" when it loses focus,
+        # which made every strategy change two requests, the second waiting on the first
+        strategy.change(one_side, side_in, side_out, api_name=name, **QUICK)
         budget.release(one_side, side_in, side_out, api_name=False, **QUICK)
 
     def both_sides(state, src, file, *values) -> Any:
@@ -205,9 +212,9 @@ def _allocation_tab(
             )
             if result is None:
                 _warn(note)
-                return state, None, None, None, None, rows, note
+                return state, None, None, None, None, table_html(ACCOUNTING_HEADERS, rows), note
             outputs += [result["overlay"], result["tokens"]]
-        return state, *outputs, rows, note
+        return state, *outputs, table_html(ACCOUNTING_HEADERS, rows), note
 
     both_out = [session, overlay_a, tokens_a, overlay_b, tokens_b, accounting, message]
     tokens.release(both_sides, full_in, both_out, api_name=False, **QUICK)
