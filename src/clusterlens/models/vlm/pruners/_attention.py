@@ -26,6 +26,8 @@ import torch
 
 PROBE_NAME = "clusterlens_attention_probe"
 QUERY_ROWS = ("last", "first", "mean")
+#: query rows softmaxed at once for "mean"
+ROW_BLOCK = 512
 
 
 @dataclass
@@ -82,14 +84,36 @@ def _head_mean_weights(
     scale = head_dim**-0.5 if scaling is None else scaling
     # grouped-query attention: query head h reads key head h // (heads / kv_heads)
     key = key.repeat_interleave(heads // key.shape[1], dim=1)
-    picked = {"last": slice(-1, None), "first": slice(0, 1), "mean": slice(None)}[rows]
-    scores = torch.matmul(query[..., picked, :].float(), key.float().transpose(-1, -2)) * scale
+    queries = query.shape[-2]
+    if rows == "last":
+        return _row_block_weights(query, key, mask, scale, queries - 1, queries).mean(dim=(1, 2))
+    if rows == "first":
+        return _row_block_weights(query, key, mask, scale, 0, 1).mean(dim=(1, 2))
+    # "mean": sum the rows block by block so a 4000-patch image never holds the whole
+    # (heads, queries, keys) matrix at once
+    total = None
+    for start in range(0, queries, ROW_BLOCK):
+        block = _row_block_weights(query, key, mask, scale, start, min(start + ROW_BLOCK, queries))
+        summed = block.sum(dim=2)
+        total = summed if total is None else total + summed
+    return (total / queries).mean(dim=1)
+
+
+def _row_block_weights(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float,
+    start: int,
+    stop: int,
+) -> torch.Tensor:
+    """(batch, heads, stop - start, keys) softmax weights of query rows start..stop."""
+    scores = torch.matmul(query[..., start:stop, :].float(), key.float().transpose(-1, -2)) * scale
     if mask is not None:
-        mask = mask[..., picked, :]
+        mask = mask[..., start:stop, :] if mask.shape[-2] > 1 else mask
         bool_mask = mask.dtype == torch.bool
         scores = scores.masked_fill(~mask, float("-inf")) if bool_mask else scores + mask
-    weights = torch.softmax(scores, dim=-1)
-    return weights.mean(dim=(1, 2))
+    return torch.softmax(scores, dim=-1)
 
 
 def _register_probe() -> None:

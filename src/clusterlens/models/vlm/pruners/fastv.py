@@ -183,13 +183,13 @@ class _FastVState:
         if keep is None:
             return args, kwargs
         keep = keep.to(hidden.device)
+        kwargs = dict(kwargs)
         if hidden.shape[1] == full:  # the first pruned layer gets the whole prompt
             hidden = hidden[:, keep]
         if args:
             args = (hidden, *args[1:])
         else:
             kwargs["hidden_states"] = hidden
-        kwargs = dict(kwargs)
         if kwargs.get("position_embeddings") is not None:
             kwargs["position_embeddings"] = tuple(
                 _cut_dim(part, keep, -2, full) for part in kwargs["position_embeddings"]
