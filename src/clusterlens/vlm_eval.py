@@ -88,6 +88,8 @@ class EvalConfig:
         seed: seed of the random allocation strategy.
         threads: CPU threads torch may use during the run (None: torch's default). Tiny
             models on a busy machine run several times faster with 1.
+        pruner_options: per pruner, keyword arguments of its constructor
+            (``{"fastv": {"layer": 3}, "cdpruner": {"theta": 0.5}}``).
     """
 
     vlm: str
@@ -105,6 +107,7 @@ class EvalConfig:
     max_side: int = 1024
     seed: int = 0
     threads: int | None = None
+    pruner_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -202,11 +205,51 @@ def parse_budgets(text: str) -> list[int]:
     return budgets
 
 
-def make_strategy(name: str, relevance_model: str | None, seed: int) -> TokenPruner:
-    """The pruner or allocation strategy called ``name``."""
+def make_strategy(
+    name: str, relevance_model: str | None, seed: int, options: dict[str, Any] | None = None
+) -> TokenPruner:
+    """The pruner (built with ``options``) or allocation strategy called ``name``."""
     if name in list_pruners():
-        return get_pruner(name)
+        try:
+            return get_pruner(name, **(options or {}))
+        except TypeError as err:
+            raise ValueError(f"bad options {options} for {name}: {err}") from err
+    if options:
+        raise ValueError(f"{name} is an allocation strategy; it takes no pruner options")
     return AllocationStrategy(name, relevance_model, seed)
+
+
+def parse_pruner_options(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["fastv.layer=3", "cdpruner.theta=0.5"]`` -> ``{"fastv": {"layer": 3}, ...}``.
+
+    Example:
+        >>> parse_pruner_options(["fastv.layer=3", "cdpruner.theta=0.5"])
+        {'fastv': {'layer': 3}, 'cdpruner': {'theta': 0.5}}
+    """
+    options: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        target, sep, value = pair.partition("=")
+        name, dot, key = target.partition(".")
+        if not (sep and dot and name and key and value):
+            raise ValueError(
+                "--pruner-option must look like PRUNER.KEY=VALUE (e.g. fastv.layer=3), "
+                f"got {pair!r}"
+            )
+        if name not in list_pruners():
+            raise ValueError(
+                f"--pruner-option names {name!r}; pruners: {', '.join(list_pruners())}"
+            )
+        options.setdefault(name, {})[key] = _number_or_text(value)
+    return options
+
+
+def _number_or_text(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
 
 
 class RecordStore:
@@ -344,6 +387,7 @@ def _check_manifest(config: EvalConfig) -> None:
         "max_new_tokens": config.max_new_tokens,
         "max_side": config.max_side,
         "relevance_model": config.relevance_model,
+        "pruner_options": config.pruner_options,
     }
     if path.exists():
         stored = json.loads(path.read_text(encoding="utf-8"))
@@ -372,7 +416,8 @@ def _supported(config: EvalConfig, adapter: Any) -> tuple[dict[str, TokenPruner]
     """The strategies the model's family supports, and a note for each it does not."""
     strategies, notes = {}, []
     for name in config.strategies:
-        strategy = make_strategy(name, config.relevance_model, config.seed)
+        options = config.pruner_options.get(name)
+        strategy = make_strategy(name, config.relevance_model, config.seed, options)
         try:
             strategy.check_family(adapter)
         except ValueError as err:

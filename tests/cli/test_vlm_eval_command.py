@@ -179,6 +179,8 @@ def test_llava_with_a_pope_file_and_a_skipped_strategy(tmp_path):
         ("--dtype", "fp8", "--dtype must be one of fp32, bf16, fp16"),
         ("--limit", "0", "--limit must be a positive"),
         ("--threads", "0", "threads must be at least 1"),
+        ("--pruner-option", "fastv.layer", "must look like PRUNER.KEY=VALUE"),
+        ("--pruner-option", "mip.layer=2", "pruners: all, cdpruner"),
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path, flag, value, message):
@@ -205,3 +207,21 @@ def test_missing_images_are_reported_before_any_work(tmp_path):
     assert result.exit_code == 2
     assert "1 of 3 images not found" in result.output and "question q1" in result.output
     assert not (tmp_path / "out" / "records.jsonl").exists()
+
+
+def test_pruner_options_reach_the_pruner_and_bad_ones_are_named(tmp_path):
+    data = question_set(tmp_path / "set", 1)
+    command = arguments(data, tmp_path / "out", "fastv", "4", vlm="tiny:llava")
+    result = runner.invoke(app, [*command, "--pruner-option", "fastv.layer=5", "--json"])
+    assert result.exit_code == 0, result.output  # a strategy the model cannot run is skipped
+    notes = " ".join(json.loads(result.stdout)["notes"])
+    assert "skipped fastv: FastV's layer K=5 must be below the model's 2 decoder layers" in notes
+    bad = runner.invoke(
+        app, [*arguments(data, tmp_path / "o2", "fastv", "4"), "--pruner-option", "fastv.k=1"]
+    )
+    assert bad.exit_code == 2 and "bad options {'k': 1} for fastv" in bad.output
+    good = runner.invoke(
+        app,
+        [*arguments(data, tmp_path / "o3", "cdpruner", "4"), "--pruner-option", "cdpruner.theta=0"],
+    )
+    assert good.exit_code == 0, good.output

@@ -21,6 +21,7 @@ from clusterlens.vlm_eval import (
     RESULTS_FILE,
     EvalConfig,
     parse_budgets,
+    parse_pruner_options,
     parse_strategies,
     run_vlm_eval,
 )
@@ -59,6 +60,11 @@ def vlm_eval_command(
         1024, "--max-side", help="Decode larger images with this longer side; 0: full size."
     ),
     seed: int = typer.Option(0, help="Seed for the random strategy."),
+    pruner_option: list[str] | None = typer.Option(
+        None,
+        "--pruner-option",
+        help="PRUNER.KEY=VALUE, repeatable: fastv.layer=3, cdpruner.theta=0.5.",
+    ),
     threads: int | None = typer.Option(
         None, "--threads", help="CPU threads for torch (default: torch's; 1 suits tiny models)."
     ),
@@ -85,6 +91,7 @@ def vlm_eval_command(
         max_side=max_side,
         seed=seed,
         threads=threads,
+        pruner_options=parse_pruner_options(pruner_option or []),
     )
     started = time.perf_counter()
     with Progress(
