@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from clusterlens.video import is_video_input, open_video
 
@@ -41,6 +42,16 @@ def test_folder_in_name_order(tmp_path, clip):
     np.testing.assert_allclose(frames.frame(2), clip[2], atol=1 / 255 + 1e-6)
     assert is_video_input(tmp_path) and is_video_input(tmp_path / "x.MP4")
     assert not is_video_input(tmp_path / "f000.png")
+
+
+def test_only_an_animated_gif_is_a_clip(tmp_path):
+    still, moving = tmp_path / "still.gif", tmp_path / "moving.gif"
+    frames = [Image.new("RGB", (8, 6), colour) for colour in ("red", "blue", "green")]
+    frames[0].save(still)
+    frames[0].save(moving, save_all=True, append_images=frames[1:], duration=100)
+    assert not is_video_input(still)
+    assert is_video_input(moving)
+    assert len(open_video(moving)) == 3
 
 
 def test_frames_are_decoded_only_when_read(tmp_path, clip):

@@ -38,9 +38,24 @@ ACCEPTED = (
 
 
 def is_video_input(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names a video file (by its ending) or a folder (of frames)."""
+    """Whether ``path`` names a video file (by its ending) or a folder (of frames); a
+    GIF counts only when animated (a still GIF is an image)."""
     path = Path(path)
-    return path.is_dir() or path.suffix.lower() in VIDEO_SUFFIXES
+    if path.is_dir():
+        return True
+    if path.suffix.lower() == ".gif":
+        return _animated(path)
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _animated(path: Path) -> bool:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as picture:
+            return getattr(picture, "n_frames", 1) > 1
+    except (OSError, UnidentifiedImageError):
+        return False  # not readable: the image path explains what is wrong
 
 
 class VideoFrames:
