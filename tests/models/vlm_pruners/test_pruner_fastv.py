@@ -130,3 +130,16 @@ def test_layer_checks_name_the_problem():
         FastV(layer=0)
     assert FastV().layer == 2
     assert bundle_of("qwen2_vl") is bundle_of("qwen2_vl")
+
+
+def test_qwen3_needs_k_at_least_its_deepstack_layers():
+    inputs = inputs_of("qwen3_vl", 4)
+    vision = inputs.adapter.model.config.vision_config
+    original = vision.deepstack_visual_indexes
+    vision.deepstack_visual_indexes = [0, 1, 2]  # the released models' three
+    try:
+        with pytest.raises(ValueError, match="needs K >= 3"):
+            FastV(layer=2).check_family(inputs.adapter)
+        FastV(layer=3).check_family(inputs.adapter)
+    finally:
+        vision.deepstack_visual_indexes = original
