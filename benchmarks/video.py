@@ -31,6 +31,7 @@ Run: ``.venv/bin/python benchmarks/video.py [--clips 4] [--frames 24] [--video P
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import time
@@ -39,7 +40,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from _report import machine, markdown_table, publish
+from _report import RESULTS, machine, markdown_table, publish
 from clusterlens.evaluate.camvid import list_pairs, load_pair
 from clusterlens.models.offline.segmenter import CAMVID_SYNONYMS
 from clusterlens.pipeline import _model
@@ -183,6 +184,12 @@ def run_clip(frames, truth, query, turn: int) -> dict:
     return rows
 
 
+def _int_budgets(clip: dict) -> dict:
+    """A clip read back from JSON: its budgets are string keys there."""
+    clip["results"] = {int(budget): rows for budget, rows in clip["results"].items()}
+    return clip
+
+
 def median(values) -> float:
     values = [v for v in values if not math.isnan(v)]
     return round(statistics.median(values), 4) if values else float("nan")
@@ -215,12 +222,22 @@ def summarise(clips: list[dict]) -> dict:
     return summary
 
 
-def report(summary: dict, args, count: int, load: float | None = None) -> str:
+def report(
+    summary: dict, args, count: int, load: float | None = None, sequences: bool = False
+) -> str:
+    what = (
+        f"{count} windows of {args.frames} consecutive CamVid {args.split} frames (real "
+        "motion, the sequence's own labels)"
+        if sequences
+        else f"{count} virtual-camera clips of {args.frames} frames over CamVid {args.split} "
+        f"frames (every {args.stride}th; pan, zoom, rotation cycled)"
+    )
     lines = [
-        "## Video: temporal allocation (benchmarks/video.py)",
+        "### Real sequences"
+        if sequences
+        else "## Video: temporal allocation (benchmarks/video.py)",
         "",
-        f"{count} virtual-camera clips of {args.frames} frames over CamVid {args.split} "
-        f"frames (every {args.stride}th; pan, zoom, rotation cycled), query: the rarest "
+        f"{what}, query: the rarest "
         f"class present; grid {GRID}x{GRID}; medians over clips. Fidelity: exhaustive "
         "coupling of the kept cells / that of exhaustive (frame, cell) top-K; recall: "
         "share of exhaustive top-K cells kept; precision: queried-class pixels in the "
@@ -287,6 +304,34 @@ def report(summary: dict, args, count: int, load: float | None = None) -> str:
     return "\n".join(lines)
 
 
+def sequence_windows(split: str, frames: int, count: int) -> list[list[tuple]]:
+    """``count`` windows of ``frames`` consecutive labelled frames, spread over the split
+    (CamVid val is one sequence, 0016E5, labelled every other frame: 15 Hz)."""
+    pairs = list_pairs(split)
+    last = len(pairs) - frames
+    if last < 0:
+        return []
+    starts = sorted({round(i * last / max(count - 1, 1)) for i in range(count)})
+    return [pairs[start : start + frames] for start in starts]
+
+
+def run_sequences(model, args) -> list[dict]:
+    windows = sequence_windows(args.split, args.frames, args.sequences)
+    clips = []
+    for turn, window in enumerate(tqdm(windows, desc="sequences")):
+        loaded = [load_pair(image, label) for image, label in window]
+        frames = [image for image, _ in loaded]
+        truths = np.stack([labels for _, labels in loaded])
+        name = rarest_present(model, truths)
+        query = CAMVID_SYNONYMS[name][0]
+        grid = select_video(frames[:1], None, "uniform", budget=1).grid
+        truth = cell_truth(truths, model.class_names.index(name), grid)
+        results = run_clip(frames, truth, query, turn)
+        clips.append({"first": window[0][0].name, "last": window[-1][0].name,
+                      "class": name, "query": query, "results": results})  # fmt: skip
+    return clips
+
+
 def user_video(path: str, query: str, frames: int) -> dict:
     """Timing and fidelity (no truth) on a user's clip."""
     clip = open_video(path, max_side=480, max_frames=frames)
@@ -309,11 +354,22 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--video", help="also time a user's clip (no truth)")
     parser.add_argument("--query", default="cars", help="query for --video")
+    parser.add_argument("--sequences", type=int, default=2, help="windows of real frames")
+    parser.add_argument("--sequence-frames", type=int, default=16)
+    parser.add_argument(
+        "--keep-virtual",
+        action="store_true",
+        help="reuse the virtual-camera results in results/video.json; run the sequences only",
+    )
     args = parser.parse_args()
     model = _model("offline:camvid")  # loaded once, before timing
     pairs = list_pairs(args.split)[:: args.stride][: args.clips]
     clips = []
     started = time.perf_counter()
+    if args.keep_virtual:
+        kept = json.loads((RESULTS / "video.json").read_text())
+        clips = [_int_budgets(clip) for clip in kept["clips"]]
+        args.stride, args.frames, pairs = kept["stride"], kept["frames_per_clip"], []
     for turn, (image_path, label_path) in enumerate(tqdm(pairs, desc="clips")):
         image, labels = load_pair(image_path, label_path)
         motion = MOTIONS[turn % len(MOTIONS)]
@@ -328,6 +384,8 @@ def main() -> None:
         clips.append({"image": image_path.name, "motion": motion, "class": name,
                       "query": query, "results": results})  # fmt: skip
     summary = summarise(clips)
+    sequence_args = argparse.Namespace(**{**vars(args), "frames": args.sequence_frames})
+    sequences = run_sequences(model, sequence_args) if args.sequences else []
     payload = {
         "split": args.split,
         "stride": args.stride,
@@ -337,10 +395,17 @@ def main() -> None:
         "seconds": round(time.perf_counter() - started, 1),
         "summary": summary,
         "clips": clips,
+        "sequence_frames": args.sequence_frames,
+        "sequence_summary": summarise(sequences) if sequences else None,
+        "sequences": sequences,
     }
     if args.video:
         payload["user_video"] = user_video(args.video, args.query, args.frames)
     text = report(summary, args, len(clips), payload["machine"]["load_average"])
+    if sequences:
+        text += "\n\n" + report(
+            payload["sequence_summary"], sequence_args, len(sequences), sequences=True
+        )
     publish("video", payload, text)
     print(text)
 
