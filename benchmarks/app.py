@@ -5,13 +5,13 @@ side hold where absolute times drift):
 
 - **handler**: the Python work behind the page, called directly -- a cold first render
   (a new session: decode, model passes, clusters, both sides with every picture) against
-  a re-render of one side after a budget change (the session's context reused; the
-  overlay and token-budget map redrawn);
-- **browser**: the same two in headless Debian Chromium driven by selenium, from the
-  user's action (the pointer pressed on the Allocate button, or on the budget slider)
-  to the new overlay decoded in the page, timed by the page's own clock
-  (``performance.now()`` in a MutationObserver: no polling delay). A cold render is a
-  fresh page (a new Gradio session) on an image already uploaded.
+  re-renders of one side after a budget change and after a strategy change (the
+  session's context reused; the overlay and token-budget map redrawn);
+- **browser**: the same in headless Debian Chromium driven by selenium, from the user's
+  action (the pointer pressed on the Allocate button, on the budget slider, or on a
+  strategy's radio button) to the new overlay decoded in the page, timed by the page's
+  own clock (``performance.now()`` in a MutationObserver: no polling delay). A cold
+  render is a fresh page (a new Gradio session) on an image already uploaded.
 
 The offline model is loaded once before timing: a fresh process's first query also
 loads it and the sentence model (about 10 s), which the page's accounting reports as
@@ -68,9 +68,9 @@ new MutationObserver(() => {
   img.decode().then(() => window.__marks.push({t0: window.__t0, t: performance.now(), src}))
      .catch(() => {});
 }).observe(box, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
-// options of a dropdown are made when it opens: listen on the document, capturing
+// listen on the document, capturing: before any handler of the page's own
 document.addEventListener('pointerdown', (event) => {
-  if (event.target.closest('#allocate, #budget-a input[type=range], #strategy-a li')) {
+  if (event.target.closest('#allocate, #budget-a input[type=range], #strategy-a label')) {
     window.__t0 = performance.now();
   }
 }, true);
@@ -221,10 +221,7 @@ def measure_browser(image: Path, rounds: int, screenshots: Path | None) -> dict[
                 if index:
                     warm.append(elapsed)
             for name in STRATEGIES:  # each differs from the one before: a new overlay
-                driver.find_element(By.CSS_SELECTOR, "#strategy-a input").click()
-                option = f'#strategy-a li[aria-label="{name}"]'
-                wait.until(lambda d, option=option: d.find_elements(By.CSS_SELECTOR, option))
-                driver.find_element(By.CSS_SELECTOR, option).click()
+                driver.find_element(By.CSS_SELECTOR, f'#strategy-a input[value="{name}"]').click()
                 count += 1
                 elapsed = _wait_mark(driver, wait, count)
                 if index:

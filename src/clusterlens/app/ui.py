@@ -107,17 +107,20 @@ def _allocation_tab(
         )
         grid = gr.Slider(4, 64, value=32, step=1, label="grid (cells per side)")
         balancer = gr.Dropdown(list(BALANCERS), value="adaptive", label="balancer")
+    # Strategies as radio buttons, not dropdowns: one click is the change (a dropdown
+    # opens, filters and blurs first, 30-100 ms of the browser's time per change)
     with gr.Row():
-        strategy_a = gr.Dropdown(
-            strategies, value="cluster-cascade", label="strategy A", elem_id="strategy-a"
+        strategy_a = gr.Radio(
+            strategies, value="cluster-cascade", label="strategy A", elem_id="strategy-a", scale=3
         )
         budget_a = gr.Slider(
-            0, 1024, value=144, step=1, label="budget A (patches)", elem_id="budget-a"
+            0, 1024, value=144, step=1, label="budget A (patches)", elem_id="budget-a", scale=1
         )
-        strategy_b = gr.Dropdown(
-            strategies, value="foveated", label="strategy B", elem_id="strategy-b"
+    with gr.Row():
+        strategy_b = gr.Radio(
+            strategies, value="foveated", label="strategy B", elem_id="strategy-b", scale=3
         )
-        budget_b = gr.Slider(0, 1024, value=64, step=1, label="budget B (patches)")
+        budget_b = gr.Slider(0, 1024, value=64, step=1, label="budget B (patches)", scale=1)
     with gr.Row():
         tokens = gr.Slider(
             0, 16384, value=0, step=64, label="token budget (0: one per patch)", elem_id="tokens"
@@ -198,7 +201,7 @@ def _allocation_tab(
         side_in = [session, source, upload, *shared, strategy, budget]
         side_out = [session, overlay, token_picture, accounting, message]
         name = f"rerender_{side.lower()}"
-        # .change, not .input: the dropdown also reports an "input" when it loses focus,
+        # .change, not .input: a dropdown also reported an "input" when it lost focus,
         # which made every strategy change two requests, the second waiting on the first
         strategy.change(one_side, side_in, side_out, api_name=name, **QUICK)
         budget.release(one_side, side_in, side_out, api_name=False, **QUICK)
