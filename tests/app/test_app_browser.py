@@ -183,6 +183,15 @@ def test_regions_tab_in_the_browser(served, browser):
     )
     message = browser.find_element(By.ID, "regions-message").text
     assert message.endswith("regions (fast)") and int(message.split()[0]) > 1
+    # a coarse level: the slider's track clicked right of centre (about 40 groups)
+    before = picture_source(browser, "regions-overlay")
+    groups = browser.find_element(By.CSS_SELECTOR, "#groups input[type=range]")
+    ActionChains(browser).move_to_element_with_offset(groups, groups.size["width"] // 8, 0).click(
+    ).perform()  # fmt: skip
+    browser.find_element(By.ID, "cluster").click()
+    changed(browser, "regions-overlay", before)
+    message = browser.find_element(By.ID, "regions-message").text
+    assert "coarse groups (cyan)" in message, message
     keep_screenshot(browser, "app_regions.png")
 
 
@@ -239,6 +248,11 @@ def test_catalog_tab_in_the_browser(served, browser):
     detail = browser.find_element(By.ID, "catalog-detail").text
     assert detail.startswith("#6 shape_005.png") and "1 predictions" in detail
     assert "#5 d=" in browser.find_element(By.ID, "near-out").text  # dist[6][5] is least
+    # lowest first: the sorted grid starts with image 1 (the lowest total loss)
+    first = thumbnails(browser, "sorted-grid")[0].get_attribute("src")
+    browser.find_element(By.CSS_SELECTOR, "#descending input").click()
+    wait.until(lambda d: thumbnails(d, "sorted-grid")[0].get_attribute("src") != first)
+    assert "#1 total_loss=0.9" in browser.find_element(By.ID, "sorted-grid").text
     keep_screenshot(browser, "app_catalog.png")
     assert requested_hosts(browser) <= {"127.0.0.1", "localhost"}
 

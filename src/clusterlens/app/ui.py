@@ -248,7 +248,9 @@ def _regions_tab(
         method = gr.Dropdown(list(REGION_METHODS), value="fast", label="method")
         segments = gr.Slider(8, 1000, value=100, step=1, label="segments")
         merge = gr.Slider(0, 10, value=0, step=0.1, label="merge clusters under (% of image)")
-        groups = gr.Slider(0, 64, value=0, step=1, label="hierarchy: coarse groups (0: off)")
+        groups = gr.Slider(
+            0, 64, value=0, step=1, label="hierarchy: coarse groups (0: off)", elem_id="groups"
+        )
     truth = gr.File(
         label="ground truth for the metrics (BSDS .mat, or a label image)",
         file_types=[".mat", "image"],
@@ -364,7 +366,7 @@ def _catalog_tab(app: gr.Blocks, view: CatalogView | None, problem: str) -> None
     with gr.Row():
         model = gr.Dropdown(models, value=models[0] if models else None, label="YOLO model")
         key = gr.Dropdown(list(SORT_KEYS), value=SORT_KEYS[0], label="sort by")
-        descending = gr.Checkbox(True, label="highest first")
+        descending = gr.Checkbox(True, label="highest first", elem_id="descending")
         component = gr.Dropdown(list(DISTANCE_KEYS), value="total", label="distance")
     ranked = gr.Gallery(
         label="images sorted (click one)",
