@@ -25,10 +25,11 @@ is left to whoever owns it).
 
 from __future__ import annotations
 
+import argparse
 from collections import Counter
 
 from _report import machine, markdown_table, publish
-from clusterlens.models.offline.segmenter import CAMVID_SYNONYMS
+from clusterlens.models.offline.segmenter import CAMVID_OUTSIDE, CAMVID_SYNONYMS
 from clusterlens.models.text import DEFAULT_THRESHOLD, LOOSE_MATCH, QueryMatcher, loose_reason
 
 NONE = "none"
@@ -83,12 +84,96 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "text on the sign", "a toothbrush", "a refrigerator", "a spoon", "a ghost",
     ),
 }  # fmt: skip
-THRESHOLDS = (0.40, DEFAULT_THRESHOLD, 0.50, 0.55, 0.60)
+#: Written after the first list's results were known, and never used to choose the
+#: threshold: new paraphrases and new near-misses, to check what was chosen on PHRASES.
+HELD_OUT: dict[str, tuple[str, ...]] = {
+    "Sky": ("the open sky", "a clear sky", "sky overhead", "the evening sky", "white clouds"),
+    "Building": (
+        "the buildings on the right", "a row of houses", "a tall building", "shops",
+        "a warehouse", "the walls of the houses", "a garage",
+    ),
+    "Pole": (
+        "a streetlight", "light poles", "a signpost pole", "posts along the road", "metal posts",
+    ),
+    "Road": (
+        "the roadway", "the lane ahead", "the road surface", "a zebra crossing",
+        "the junction", "the road in front of the car",
+    ),
+    "Pavement": ("the footpath on the left", "a paved sidewalk", "the kerbside", "the walkway"),
+    "Tree": ("a big tree", "the trees along the street", "greenery", "a hedge", "the bushes"),
+    "SignSymbol": (
+        "a road sign", "the traffic lights ahead", "a give way sign", "a no entry sign",
+        "direction signs",
+    ),
+    "Fence": ("a fence along the road", "metal railings", "a low wall of railings", "a wire fence"),
+    "Car": (
+        "a car", "the red car", "a parked van", "a white car", "a pickup truck", "a minibus",
+        "cars in traffic",
+    ),
+    "Pedestrian": (
+        "a pedestrian", "people on the pavement", "a child", "a girl", "two people walking",
+        "a man with a bag",
+    ),
+    "Bicyclist": ("a man on a bicycle", "bikes", "a cyclist on the road", "a biker"),
+    NONE: (
+        "a rabbit", "a penguin", "a bear", "a lion", "a whale", "a fish", "a tiger",
+        "a monkey", "a beach", "a forest fire", "a desert", "a glacier", "a volcano",
+        "a piano", "a lamp on a desk", "a bed", "a sofa", "a bottle", "a banana", "an apple",
+        "a cake", "a wine glass", "a pair of scissors", "a hair dryer", "a microwave",
+        "a kite", "a surfboard", "a baseball bat", "a frisbee", "skis", "a rainbow",
+        "the stars", "a spaceship", "a robot", "a candle", "the text on the banner",
+        "a painting", "a mirror", "a snake", "a duck",
+    ),
+}  # fmt: skip
+#: Written after the held-out list showed the matcher reading modifiers ("people on the
+#: pavement" -> Pavement) and before any change made for it: the check of that change.
+FRESH: dict[str, tuple[str, ...]] = {
+    "Sky": ("the sky behind the trees", "a stormy sky", "blue sky with clouds", "the skyline"),
+    "Building": (
+        "houses along the street", "the building behind the car", "a block of flats",
+        "a shop window", "the station building", "a brick wall of a house",
+    ),
+    "Pole": ("the lamp post on the corner", "a tall pole", "street lamps", "a post by the road"),
+    "Road": (
+        "the road ahead of us", "the tarmac road", "an empty street", "the lane markings",
+        "the road next to the pavement", "a wet road",
+    ),
+    "Pavement": (
+        "the pavement next to the road", "a sidewalk with people", "the curb on the left",
+        "the footpath",
+    ),
+    "Tree": ("trees behind the fence", "a tree near the road", "the leaves", "some shrubs"),
+    "SignSymbol": (
+        "the sign above the road", "a traffic light on a pole", "the stop sign", "a sign",
+        "signs on the building",
+    ),
+    "Fence": ("the fence beside the pavement", "a railing", "iron railings", "a fence"),
+    "Car": (
+        "the car in front", "cars parked on the street", "a black car", "a car on the road",
+        "the van next to the building", "a double-decker bus", "the taxi",
+    ),
+    "Pedestrian": (
+        "the woman on the sidewalk", "people near the shop", "a man in a coat",
+        "a person on the pavement", "a boy", "pedestrians crossing the road",
+    ),
+    "Bicyclist": (
+        "the cyclist next to the car", "a bike on the road", "a woman on a bike", "cyclists",
+    ),
+    NONE: (
+        "a kangaroo", "a zebra", "an owl", "a shark", "a jellyfish", "a cactus",
+        "a waterfall", "a lake", "a cave", "an iceberg", "a keyboard and mouse", "a carpet",
+        "a pillow", "a toaster", "a fork", "a bowl of soup", "an orange", "a donut",
+        "a hot dog", "a tennis racket", "a skateboard", "a ball", "a crown", "a sword",
+        "a helmet on a table", "the galaxy", "lightning", "a tornado", "a spider",
+        "a butterfly", "a letter on the table", "the words on the poster",
+    ),
+}  # fmt: skip
+THRESHOLDS = (0.40, 0.45, 0.50, 0.55, 0.60)
 
 
 def evaluate(rows: list[dict], threshold: float) -> dict:
     """Precision, recall, false-match rate and loose flags at ``threshold``."""
-    accepted = [row for row in rows if row["score"] >= threshold]
+    accepted = [row for row in rows if row["score"] >= threshold and not row["outside"]]
     correct = [row for row in accepted if row["best"] == row["label"]]
     labelled = [row for row in rows if row["label"] != NONE]
     nones = [row for row in rows if row["label"] == NONE]
@@ -122,15 +207,14 @@ def loose_at(matcher: QueryMatcher, phrase: str) -> bool:
     return loose_reason(matcher.match(phrase), matcher.match) is not None
 
 
-def main() -> None:
-    classes = {name: CAMVID_SYNONYMS[name] for name in CAMVID_SYNONYMS}
-    matcher = QueryMatcher(classes)
-    matchers = {t: QueryMatcher(classes, t, encoder=matcher.encoder) for t in THRESHOLDS}
+def score_rows(matcher: QueryMatcher, matchers: dict, phrases: dict) -> list[dict]:
+    """One row per phrase: its label, best class and score, and loose flags."""
     rows = []
-    for label, phrases in PHRASES.items():
-        for phrase in phrases:
+    for label, texts in phrases.items():
+        for phrase in texts:
             scores = matcher.scores(phrase)
             ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+            outside = matcher.match(phrase).outside
             rows.append(
                 {
                     "phrase": phrase,
@@ -138,52 +222,93 @@ def main() -> None:
                     "best": ranked[0],
                     "score": round(scores[ranked[0]], 4),
                     "runner_up": [ranked[1], round(scores[ranked[1]], 4)],
+                    "outside": outside[0] if outside else None,
                     "loose": {t: loose_at(matchers[t], phrase) for t in THRESHOLDS},
                 }
             )
-    counts = Counter(row["label"] for row in rows)
-    results = [evaluate(rows, threshold) for threshold in THRESHOLDS]
+    return rows
+
+
+def table_rows(name: str, results: list[dict]) -> list[list]:
+    return [
+        [
+            name, f"{r['threshold']:.2f}" + ("*" if r["threshold"] == DEFAULT_THRESHOLD else ""),
+            r["accepted"], r["precision"], r["recall"], r["false_match_rate"],
+            r["wrong_class"], f"{r['loose_right']} / {r['loose_false']}",
+            "yes" if r["every_accepted_none_loose"] else "no", r["precision_unflagged"],
+        ]
+        for r in results
+    ]  # fmt: skip
+
+
+def run_variant(classes: dict, outside: tuple[str, ...], lists: dict, encoder=None) -> dict:
+    """Rows and per-threshold results of one matcher variant on every phrase list."""
+    matcher = QueryMatcher(classes, encoder=encoder, outside=outside)
+    matchers = {t: QueryMatcher(classes, t, matcher.encoder, outside=outside) for t in THRESHOLDS}
+    rows = {name: score_rows(matcher, matchers, phrases) for name, phrases in lists.items()}
+    results = {name: [evaluate(rows[name], t) for t in THRESHOLDS] for name in lists}
+    return {"rows": rows, "results": results, "encoder": matcher.encoder}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fresh", action="store_true", help="also score the FRESH list")
+    args = parser.parse_args()
+    classes = {name: CAMVID_SYNONYMS[name] for name in CAMVID_SYNONYMS}
+    lists = {"first": PHRASES, "held-out": HELD_OUT} | ({"fresh": FRESH} if args.fresh else {})
+    shipped = run_variant(classes, CAMVID_OUTSIDE, lists)
+    plain = run_variant(classes, (), lists, shipped["encoder"])
+    counts = {name: Counter(row["label"] for row in shipped["rows"][name]) for name in lists}
     payload = {
-        "phrases": len(rows),
-        "labelled": len(rows) - counts[NONE],
-        "none": counts[NONE],
+        "lists": {n: {"phrases": len(shipped["rows"][n]), "none": counts[n][NONE]} for n in lists},
         "loose_match_below": LOOSE_MATCH,
         "shipped_threshold": DEFAULT_THRESHOLD,
-        "results": results,
-        "rows": rows,
+        "results": shipped["results"],
+        "results_without_outside_vocabulary": plain["results"],
+        "rows": shipped["rows"],
         "machine": machine(),
     }
+    headers = [
+        "list", "threshold", "accepted", "precision", "recall", "false-match rate",
+        "wrong class", "loose: right / false matches", "every accepted 'none' loose",
+        "precision of the rest",
+    ]  # fmt: skip
     table = markdown_table(
-        ["threshold", "accepted", "precision", "recall", "false-match rate", "wrong class",
-         "loose: right / false matches", "every accepted 'none' loose",
-         "precision of the rest"],
-        [
-            [
-                f"{r['threshold']:.2f}" + ("*" if r["threshold"] == DEFAULT_THRESHOLD else ""),
-                r["accepted"], r["precision"], r["recall"], r["false_match_rate"],
-                r["wrong_class"], f"{r['loose_right']} / {r['loose_false']}",
-                "yes" if r["every_accepted_none_loose"] else "no", r["precision_unflagged"],
-            ]
-            for r in results
-        ],
-    )  # fmt: skip
-    shipped = results[THRESHOLDS.index(DEFAULT_THRESHOLD)]
+        headers, [row for name in lists for row in table_rows(name, shipped["results"][name])]
+    )
+    ablation = markdown_table(
+        headers, [row for name in lists for row in table_rows(name, plain["results"][name])]
+    )
+    sizes = ", ".join(
+        f"{name}: {len(shipped['rows'][name])} phrases ({counts[name][NONE]} 'none')"
+        for name in lists
+    )
     lines = [
         "## Query matching (`benchmarks/matcher.py`)",
         "",
-        f"{len(rows)} phrases, {len(rows) - counts[NONE]} labelled with the offline model's "
-        f"class they name and {counts[NONE]} with 'none' (near-misses included), matched "
-        "by the packaged sentence model. * = the shipped threshold. The phrase list and "
-        "the loose-match rule were written together, with no held-out list.",
+        f"Phrase lists ({sizes}), each phrase labelled with the offline model's class it "
+        "names or 'none' (near-misses included), matched by the packaged sentence model "
+        "with the shipped outside vocabulary (COCO classes CamVid lacks) and the surer of "
+        "whole / head readings. * = the shipped threshold. How the lists were written: "
+        "*first* together with the loose-match rule (the first threshold was chosen on "
+        "it); *held-out* afterwards, which exposed modifier readings and near-misses; "
+        "*fresh* after that and before the head reading and the outside vocabulary were "
+        "built, to check them. Every 'none' phrase shares its kind (animals, food, "
+        "household objects) with COCO, so the outside vocabulary is not blind to them.",
         "",
         table,
         "",
+        "The same matcher without the outside vocabulary:",
+        "",
+        ablation,
+        "",
     ]
-    for phrase, best, score, loose in shipped["false_matches"]:
-        flag = "noted as loose" if loose else "NOT noted"
-        lines.append(
-            f"- false match at the shipped threshold: {phrase!r} -> {best} ({score}), {flag}"
-        )
+    for name in lists:
+        at_threshold = shipped["results"][name][THRESHOLDS.index(DEFAULT_THRESHOLD)]
+        for phrase, best, score, loose in at_threshold["false_matches"]:
+            flag = "noted as loose" if loose else "NOT noted"
+            lines.append(f"- {name} list, false match at the shipped threshold: {phrase!r} -> "
+                         f"{best} ({score}), {flag}")  # fmt: skip
     publish("matcher", payload, "\n".join(lines))
     print("\n".join(lines))
 

@@ -3,8 +3,8 @@
 Tests marked slow load the packaged all-MiniLM-L6-v2 model; the stub-encoder tests
 check the matching logic in milliseconds.
 
-The threshold in clusterlens.models.text was chosen on exactly these lists: every
-positive scores >= 0.47 for its intended class, every negative's best class <= 0.42.
+The first threshold (0.45) was chosen on exactly these lists; the shipped one (0.50)
+on the phrase lists of benchmarks/matcher.py. Both separate these lists.
 """
 
 from __future__ import annotations
@@ -204,11 +204,59 @@ def test_loose_matches_are_low_scores_or_classes_named_by_a_modifier():
 
 
 @pytest.mark.slow  # loads the sentence model
-def test_the_issue_examples_are_noted_as_loose(matcher):
+def test_the_issue_examples_are_noted_as_loose_or_refused(matcher):
     from clusterlens.models.text import loose_reason
 
-    for query in ("text on the sign", "a phone", "the moon"):
-        match = matcher.match(query)
-        assert match.matched and loose_reason(match, matcher.match), query
+    match = matcher.match("text on the sign")
+    assert match.matched and loose_reason(match, matcher.match)
+    for query in ("a phone", "the moon"):  # accepted as loose at 0.45, refused at 0.50
+        assert not matcher.match(query).matched, query
     for query in ("parked cars", "the road", "people crossing the street"):
         assert loose_reason(matcher.match(query), matcher.match) is None, query
+
+
+# ------------------------------------------- readings and the outside vocabulary (issue 16)
+
+
+def test_the_surer_reading_wins_whole_or_head_with_a_stub_encoder():
+    matcher = QueryMatcher({"Car": [], "Road": [], "Sky": []}, encoder=_BagOfWordsEncoder())
+    # whole "car on the road" is a near-tie; its head "car" alone is sure
+    whole = matcher._score("car on the road")[0]
+    assert max(whole.values()) < max(matcher._score("car")[0].values())
+    assert matcher.match("car on the road").classes == ("Car",)
+    assert matcher.scores("car on the road") == pytest.approx(matcher.scores("car"))
+
+
+def test_a_query_nearer_an_outside_phrase_is_refused_with_a_stub_encoder():
+    encoder = _BagOfWordsEncoder()
+    classes = {"Car": [], "Sky": []}
+    plain = QueryMatcher(classes, encoder=encoder, threshold=0.3)
+    guarded = QueryMatcher(classes, encoder=encoder, threshold=0.3, outside=["truck"])
+    assert plain.match("truck car").classes == ("Car",)
+    refused = guarded.match("truck")
+    assert not refused.matched and refused.outside[0] == "truck"
+    assert refused.with_threshold(0.0).classes == ()  # no threshold brings it back
+    assert guarded.match("car").classes == ("Car",) and guarded.match("car").outside is None
+
+
+@pytest.fixture(scope="module")
+def shipped_matcher():
+    from clusterlens.models.offline.segmenter import CAMVID_OUTSIDE
+
+    return QueryMatcher(CAMVID_SYNONYMS, outside=CAMVID_OUTSIDE)
+
+
+@pytest.mark.slow  # loads the sentence model
+def test_people_on_the_pavement_are_pedestrians_and_someone_on_a_bike_a_cyclist(shipped_matcher):
+    assert shipped_matcher.match("people on the pavement").classes[0] == "Pedestrian"
+    assert shipped_matcher.match("cars in traffic").classes[0] == "Car"
+    assert shipped_matcher.match("someone on a bike").classes[0] == "Bicyclist"
+
+
+@pytest.mark.slow  # loads the sentence model
+def test_the_offline_model_refuses_what_coco_names_and_camvid_lacks(shipped_matcher):
+    for query in ("the dog", "an umbrella", "a pizza", "a boat"):
+        match = shipped_matcher.match(query)
+        assert not match.matched and match.outside is not None, query
+    for query in ("a person with an umbrella", "parked cars", "the traffic lights"):
+        assert shipped_matcher.match(query).matched, query

@@ -52,6 +52,23 @@ CAMVID_SYNONYMS: dict[str, tuple[str, ...]] = {
     "Bicyclist": ("bicyclist", "cyclist", "person riding a bicycle", "bicycle", "bike"),
 }
 
+# What a query may name that no CamVid class covers: the 80 COCO object classes (Lin et
+# al. 2014) minus those CamVid's 11 classes hold or border (person, bicycle, car,
+# motorcycle, bus, train, truck, traffic light, fire hydrant, stop sign, parking meter,
+# bench, potted plant). An outside vocabulary taken from elsewhere, not written against
+# any phrase list: a query closer to one of these than to every class is refused.
+CAMVID_OUTSIDE: tuple[str, ...] = (
+    "airplane", "boat", "bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear",
+    "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove",
+    "skateboard", "surfboard", "tennis racket", "bottle", "wine glass", "cup", "fork",
+    "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange", "broccoli",
+    "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "bed", "dining table",
+    "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone", "microwave",
+    "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
+    "teddy bear", "hair drier", "toothbrush",
+)  # fmt: skip
+
 
 class CamVidSegmenter:
     """Dense 11-class road-scene classifier with query-aware relevance.
@@ -77,7 +94,8 @@ class CamVidSegmenter:
         self.scale = float(metadata.get("scale", 0.5))
         self.flip = bool(metadata.get("flip_tta", True))
         self.matcher = matcher or QueryMatcher(
-            {name: CAMVID_SYNONYMS.get(name, ()) for name in self.class_names}
+            {name: CAMVID_SYNONYMS.get(name, ()) for name in self.class_names},
+            outside=CAMVID_OUTSIDE,
         )
 
     @property

@@ -1,0 +1,190 @@
+"""How much can a crop-based cascade save? A lower bound from the geometry of top-K.
+
+A lazy cascade (``relevance/source.py``) runs a cheap coarse pass over the whole image,
+then the model at its shipped settings only on windows around the cells it must
+refine, each window with a context margin so its prediction matches the dense one.
+Its encoder cost is therefore at least
+
+    coarse pass + (area of the windows / working image) x dense pass.
+
+This script measures the second term for an *oracle* that already knows the dense
+top-K cells (no cascade can refine fewer cells than that), and for a realistic one
+that refines the smallest coarse top-(m K) holding 95% of the dense top-K. Windows are
+built exactly as ``CouplingSource.fine_cells`` builds them (stride-aligned boxes around
+each cell's support, grown by the margin, merged where they touch). The shipped U-Net
+needs a 32-48 pixel margin (module note of ``relevance/source.py``); 8 and 16 are what
+a model with a bounded receptive field might need. ``support only`` is the cells'
+support alone, aligned to one pixel: the bound for any window scheme whatever.
+
+For every image of the split (``--stride`` apart) and every class present in its
+labels, the query is that class, on the 32 x 32 grid ``select`` uses.
+
+Run: ``.venv/bin/python benchmarks/window_bound.py [--split val] [--stride 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections import defaultdict
+
+import numpy as np
+from tqdm import tqdm
+
+from _report import machine, markdown_table, publish
+from clusterlens.allocate.grid import PatchGrid
+from clusterlens.evaluate.camvid import list_pairs, load_pair
+from clusterlens.models import load_model
+from clusterlens.relevance.source import (
+    CellSpans,
+    CouplingSource,
+    _operators,
+    _support,
+    _windows,
+    count_gflops,
+)
+
+BUDGETS = (64, 144)
+MARGINS = (0, 8, 16, 32, 48)  # 0: the support alone, aligned to one pixel
+OVERSAMPLES = (1, 1.5, 2, 3, 4, 6, 8, 12)
+GRID = 32
+
+
+def spans_of(height: int, width: int) -> CellSpans:
+    grid = PatchGrid.from_count(height, width, GRID)
+    return CellSpans(*grid.spans(), height, width)
+
+
+def window_share(cells: np.ndarray, spans: CellSpans, shape, stride: int, margin: int) -> float:
+    """Share of the working image the windows around ``cells`` (flat indices) cover."""
+    height, width = shape
+    ops_y, ops_x = _operators(spans, height, width)
+    rows, cols = np.unravel_index(cells, (len(spans.row_starts), len(spans.col_starts)))
+    needed = _support(ops_y[rows], ops_x[cols], height, width)
+    if margin == 0:
+        return float(needed.mean())
+    boxes = _windows(needed, stride, margin)
+    return sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) / (height * width)
+
+
+def candidates_for(dense: np.ndarray, coarse: np.ndarray, budget: int) -> np.ndarray:
+    """The smallest coarse top-(m K) holding 95% of the dense top-K (flat indices)."""
+    truth = set(np.argsort(-dense.ravel(), kind="stable")[:budget].tolist())
+    order = np.argsort(-coarse.ravel(), kind="stable")
+    for oversample in OVERSAMPLES:
+        chosen = order[: int(round(oversample * budget))]
+        if len(truth & set(chosen.tolist())) >= 0.95 * budget:
+            return chosen
+    return order
+
+
+def measure(model, pairs) -> tuple[dict, dict]:
+    shares: dict[tuple, list[float]] = defaultdict(list)
+    ratios = {}
+    for image_path, label_path in tqdm(pairs, desc="images"):
+        rgb, labels = load_pair(image_path, label_path)
+        source = CouplingSource(model, rgb)
+        spans = spans_of(*labels.shape)
+        dense_input = source._input("dense")
+        shape, stride = tuple(dense_input.shape[-2:]), model.stride
+        dense_gflops = count_gflops(model, tuple(dense_input.shape), bool(model.flip))
+        coarse_gflops = count_gflops(model, tuple(source._input("coarse").shape), False)
+        ratios.setdefault("coarse / dense GFLOPs", []).append(coarse_gflops / dense_gflops)
+        for index, name in enumerate(model.class_names):
+            if not (labels == index).any():
+                continue
+            dense = source.dense_cells([name], spans)
+            coarse = source.coarse_cells([name], spans)
+            for budget in BUDGETS:
+                oracle = np.argsort(-dense.ravel(), kind="stable")[:budget]
+                realistic = candidates_for(dense, coarse, budget)
+                shares[("realistic m", budget)].append(len(realistic) / budget)
+                for margin in MARGINS:
+                    step = 1 if margin == 0 else stride
+                    shares[("oracle", budget, margin)].append(
+                        window_share(oracle, spans, shape, step, margin)
+                    )
+                    shares[("realistic", budget, margin)].append(
+                        window_share(realistic, spans, shape, step, margin)
+                    )
+    return shares, {key: statistics.median(values) for key, values in ratios.items()}
+
+
+def report(shares: dict, ratios: dict, split: str, stride: int, images: int) -> str:
+    coarse = ratios["coarse / dense GFLOPs"]
+    rows = []
+    for budget in BUDGETS:
+        for margin in MARGINS:
+            oracle = np.array(shares[("oracle", budget, margin)])
+            realistic = np.array(shares[("realistic", budget, margin)])
+            label = "support only" if margin == 0 else f"{margin} px"
+            rows.append(
+                [
+                    f"K={budget}",
+                    label,
+                    f"{np.median(oracle):.2f}",
+                    f"{np.percentile(oracle, 75):.2f}",
+                    f"{np.median(realistic):.2f}",
+                    f"{coarse + np.median(realistic):.2f}",
+                ]
+            )
+    headers = [
+        "K",
+        "margin",
+        "oracle windows (median)",
+        "oracle (p75)",
+        "realistic windows (median)",
+        "realistic encoder GFLOPs bound",
+    ]
+    over = {b: statistics.median(shares[("realistic m", b)]) for b in BUDGETS}
+    return (
+        f"## How much a crop-based cascade can save (CamVid {split} --stride {stride})\n\n"
+        f"{images} images, every class present as the query, 32 x 32 grid, {ratios['model']} "
+        f"(working image {ratios['shape']}). Shares are of the working image, so of the dense "
+        "pass's FLOPs. *Oracle*: windows around exactly the dense top-K cells. *Realistic*: "
+        "around the smallest coarse top-(m K) holding 95% of the dense top-K (median m: "
+        + ", ".join(f"{over[b]:g} at K={b}" for b in BUDGETS)
+        + f"). The bound adds the coarse pass ({coarse:.3f} of the dense pass) to the "
+        "realistic windows.\n\n" + markdown_table(headers, rows) + "\n\n" + reading(shares, coarse)
+    )
+
+
+def reading(shares: dict, coarse: float, goal: float = 0.30) -> str:
+    """Which (K, margin) could meet the encoder goal, read from the measured medians."""
+    lines = [f"Room under the goal (encoder GFLOPs <= {goal:.0%} of dense top-K):"]
+    for budget in BUDGETS:
+        fits = [
+            "support only" if margin == 0 else f"{margin} px"
+            for margin in MARGINS
+            if coarse + statistics.median(shares[("oracle", budget, margin)]) <= goal
+        ]
+        where = ", ".join(fits) if fits else "no margin"
+        lines.append(f"- K={budget}: even the oracle fits only with {where}.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--stride", type=int, default=3)
+    parser.add_argument("--model", default="offline:camvid", help="offline:NAME or offline:PATH")
+    args = parser.parse_args()
+    model = load_model(args.model)
+    pairs = list_pairs(args.split)[:: args.stride]
+    shares, ratios = measure(model, pairs)
+    first = CouplingSource(model, load_pair(*pairs[0])[0])._input("dense")
+    ratios["shape"] = "x".join(str(side) for side in first.shape[-2:])
+    ratios["model"] = args.model
+    payload = {
+        "split": args.split,
+        "stride": args.stride,
+        "images": len(pairs),
+        "ratios": ratios,
+        "shares": {" ".join(map(str, key)): values for key, values in shares.items()},
+        "machine": machine(),
+    }
+    publish("window_bound", payload, report(shares, ratios, args.split, args.stride, len(pairs)))
+
+
+if __name__ == "__main__":
+    main()
