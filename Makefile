@@ -36,13 +36,16 @@ bench: $(STAMP)
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/allocate.py --split train --stride 3
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/allocate_cost.py --stride 2
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/allocate_cost.py --split train --stride 6
-	cd benchmarks && OMP_WAIT_POLICY=PASSIVE ../$(BIN)/python matcher.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/window_bound.py --stride 3
+	cd benchmarks && OMP_WAIT_POLICY=PASSIVE ../$(BIN)/python matcher.py --fresh
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/queries.py --stride 5
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/regions.py --limit 100
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/vlm.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/segment.py --split val --num-samples 30
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/catalog.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/flow.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/video.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/app.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
