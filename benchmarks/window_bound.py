@@ -168,22 +168,27 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--stride", type=int, default=3)
     parser.add_argument("--model", default="offline:camvid", help="offline:NAME or offline:PATH")
+    parser.add_argument("--drive", default=None, help="only frames of this drive (e.g. 0006R0)")
+    parser.add_argument("--name", default="window_bound", help="results name and docs marker")
     args = parser.parse_args()
     model = load_model(args.model)
-    pairs = list_pairs(args.split)[:: args.stride]
+    pairs = [p for p in list_pairs(args.split) if p[0].name.startswith(args.drive or "")]
+    pairs = pairs[:: args.stride]
     shares, ratios = measure(model, pairs)
     first = CouplingSource(model, load_pair(*pairs[0])[0])._input("dense")
     ratios["shape"] = "x".join(str(side) for side in first.shape[-2:])
     ratios["model"] = args.model
     payload = {
         "split": args.split,
+        "drive": args.drive,
         "stride": args.stride,
         "images": len(pairs),
         "ratios": ratios,
         "shares": {" ".join(map(str, key)): values for key, values in shares.items()},
         "machine": machine(),
     }
-    publish("window_bound", payload, report(shares, ratios, args.split, args.stride, len(pairs)))
+    where = args.split + (f" (drive {args.drive})" if args.drive else "")
+    publish(args.name, payload, report(shares, ratios, where, args.stride, len(pairs)))
 
 
 if __name__ == "__main__":
