@@ -6,6 +6,10 @@ with the FastV prefill FLOPs estimate against the full image: per decoder layer
 ``4 n d^2 + 2 n^2 d + 2 n d m`` (n tokens, d hidden size, m FFN size), summed over the
 layers. It sits beside ``pipeline.py`` for the same reason: it composes capabilities.
 The command line is ``clusterlens ask`` (``cli/ask.py``).
+
+The field's token-pruning baselines (``fastv``, ``visionzip``, ``divprune``,
+``cdpruner``: :mod:`clusterlens.models.vlm.pruners`) are strategies here too: they
+choose from the VLM's own features or attention instead of a relevance model.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ DEFAULT_STRATEGY = "mip-cascade"
 #: 12000x9000 photo never needs gigabytes of float pixels.
 ASK_MAX_SIDE = 2048
 COARSE_MODES = ("pool", "cover")
+#: Token pruners ``ask`` takes as a strategy ("all" is ``baseline=True``'s business).
+PRUNER_STRATEGIES = ("fastv", "visionzip", "divprune", "cdpruner")
 
 
 @dataclass
@@ -109,6 +115,22 @@ def answer_question(
             f"budget {kept_budget} exceeds the model's {rows}x{cols} = {rows * cols} image "
             "tokens: keeping them all"
         )
+    if strategy in PRUNER_STRATEGIES:
+        if token_budget is not None:
+            raise ValueError(f"--token-budget needs an allocation strategy, not {strategy!r}")
+        pruned = _answer_with_pruner(loaded, batch, question, strategy, kept_budget, max_new_tokens)
+        stages.update(pruned.pop("stages"))
+        notes += pruned.pop("notes")
+        result = AskResult(
+            **pruned,
+            token_grid=(rows, cols),
+            total_s=time.perf_counter() - started,
+            stages_s=stages,
+            notes=notes,
+        )
+        if baseline:
+            result.baseline = _full_answer(loaded, full_image, max_new_tokens)
+        return result
     mark = time.perf_counter()
     selection = select_patches(
         rgb,
@@ -155,15 +177,59 @@ def answer_question(
         notes=notes,
     )
     if baseline:
-        full = loaded.adapter.generate(
-            loaded.adapter.prepare(full_image), max_new_tokens, loaded.stop_token_ids()
-        )
-        result.baseline = {
-            "answer": loaded.decode(full.token_ids),
-            "prefill_s": full.prefill_s,
-            "generate_s": full.total_s,
-        }
+        result.baseline = _full_answer(loaded, full_image, max_new_tokens)
     return result
+
+
+def _full_answer(loaded: Any, full_image: Any, max_new_tokens: int) -> dict[str, Any]:
+    """The answer with every image token, for comparison."""
+    full = loaded.adapter.generate(
+        loaded.adapter.prepare(full_image), max_new_tokens, loaded.stop_token_ids()
+    )
+    return {
+        "answer": loaded.decode(full.token_ids),
+        "prefill_s": full.prefill_s,
+        "generate_s": full.total_s,
+    }
+
+
+def _answer_with_pruner(
+    loaded: Any, batch: Any, question: str, name: str, budget: int, max_new_tokens: int
+) -> dict[str, Any]:
+    """Answer with a token-pruning baseline; the :class:`AskResult` fields it fills."""
+    from clusterlens.models.vlm.pruners import (
+        PruningInputs,
+        get_pruner,
+        vision_features_with_attention,
+    )
+
+    pruner = get_pruner(name)
+    pruner.check_family(loaded.adapter)
+    started = time.perf_counter()
+    attention = None
+    with torch.inference_mode():
+        if name == "visionzip":  # it ranks by the tower's attention, recorded in this pass
+            features, attention = vision_features_with_attention(loaded.adapter, batch)
+        else:
+            features = loaded.adapter.vision_features(batch)
+    vision_s = time.perf_counter() - started
+    inputs = PruningInputs(
+        loaded.adapter, batch, features, question, loaded.processor.tokenizer, attention
+    )
+    answer = pruner.answer(inputs, budget, max_new_tokens, loaded.stop_token_ids())
+    return {
+        "answer": loaded.decode(answer.token_ids),
+        "image_tokens_kept": answer.image_tokens_kept,
+        "image_tokens_full": answer.image_tokens_full,
+        "tokens_kept": answer.tokens_kept,
+        "tokens_full": answer.tokens_full,
+        "flops_kept": answer.flops_kept,
+        "flops_full": answer.flops_full,
+        "prefill_s": answer.prefill_s,
+        "generate_s": answer.generate_s,
+        "stages": {"vision": vision_s, "select": answer.select_s},
+        "notes": list(answer.notes),
+    }
 
 
 def _pruned_base(

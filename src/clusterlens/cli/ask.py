@@ -14,7 +14,13 @@ from pathlib import Path
 import typer
 
 from clusterlens.allocate import list_strategies
-from clusterlens.ask import ASK_MAX_SIDE, DEFAULT_STRATEGY, AskResult, answer_question
+from clusterlens.ask import (
+    ASK_MAX_SIDE,
+    DEFAULT_STRATEGY,
+    PRUNER_STRATEGIES,
+    AskResult,
+    answer_question,
+)
 from clusterlens.cli._common import console, print_json, user_errors
 
 
@@ -28,7 +34,11 @@ def ask_command(
         "(random weights, a pipeline check).",
     ),
     strategy: str = typer.Option(
-        DEFAULT_STRATEGY, "--strategy", "-s", help=f"One of: {', '.join(list_strategies())}."
+        DEFAULT_STRATEGY,
+        "--strategy",
+        "-s",
+        help=f"One of: {', '.join([*list_strategies(), *PRUNER_STRATEGIES])} (the last "
+        "four are token-pruning baselines, docs/vlm-pruning.md).",
     ),
     budget: int | None = typer.Option(
         None, "--budget", "-b", help="Image tokens to keep (default: a quarter of the grid)."

@@ -101,3 +101,29 @@ def test_token_budget_needs_a_qwen_model_and_a_valid_range(app, image_file):
     assert result.exit_code == 2 and "needs a Qwen-family VLM" in result.output
     result = runner.invoke(app, [*args, "--token-budget", "100", "--token-range", "64"])
     assert result.exit_code == 2 and "--token-range must be two integers" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pruner", ["fastv", "visionzip", "divprune", "cdpruner"])
+def test_ask_answers_with_a_token_pruning_baseline(app, image_file, pruner):
+    result = runner.invoke(
+        app,
+        ["ask", str(image_file), "--query", "red square", "--vlm", "tiny:qwen2_vl"]
+        + ["--strategy", pruner, "--budget", "20", "--max-new-tokens", "2", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert report["token_grid"] == [8, 12] and report["image_tokens_full"] == 96
+    assert report["image_tokens_kept"] == 20
+    assert report["flops_kept"] < report["flops_full"]
+    assert {"vision", "select"} <= set(report["stages_s"])
+
+
+def test_a_pruning_baseline_refuses_variable_budgets(app, image_file):
+    result = runner.invoke(
+        app,
+        ["ask", str(image_file), "--query", "red square", "--vlm", "tiny:qwen2_vl"]
+        + ["--strategy", "divprune", "--token-budget", "200"],
+    )
+    assert result.exit_code != 0
+    assert "needs an allocation strategy" in result.output
