@@ -22,6 +22,7 @@ from clusterlens.ask import (
     answer_question,
 )
 from clusterlens.cli._common import console, print_json, user_errors
+from clusterlens.video.frames import is_video_input
 
 
 def ask_command(
@@ -70,33 +71,61 @@ def ask_command(
         "--max-side",
         help="Decode larger images with this longer side (JPEGs at reduced size); 0: full size.",
     ),
+    frames: int = typer.Option(
+        8, "--frames", help="Video: frames given to the model (an even number is used)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
-    """Answer --query about IMAGE with a VLM that sees only the patches that matter."""
-    if not image.is_file():
+    """Answer --query about IMAGE (or a VIDEO, Qwen2/2.5-VL) with a VLM that sees only the
+    patches that matter."""
+    if not image.exists():
         raise FileNotFoundError(f"image not found: {image}")
     if max_side < 0:
         raise ValueError(f"--max-side must be 0 (full size) or a positive side, got {max_side}")
-    result = answer_question(
-        image,
-        query,
-        vlm,
-        strategy,
-        budget,
-        max_new_tokens=max_new_tokens,
-        relevance_model=model,
-        min_match=min_match,
-        seed=seed,
-        baseline=baseline,
-        coarse=coarse,
-        token_budget=token_budget,
-        token_range=_parse_range(token_range),
-        max_side=max_side or None,
-    )
+    if is_video_input(image):
+        result = _ask_video(image, query, vlm, strategy, budget, max_new_tokens, model, frames,
+                            max_side, baseline)  # fmt: skip
+    elif not image.is_file():
+        raise FileNotFoundError(f"image not found: {image}")
+    else:
+        result = answer_question(
+            image,
+            query,
+            vlm,
+            strategy,
+            budget,
+            max_new_tokens=max_new_tokens,
+            relevance_model=model,
+            min_match=min_match,
+            seed=seed,
+            baseline=baseline,
+            coarse=coarse,
+            token_budget=token_budget,
+            token_range=_parse_range(token_range),
+            max_side=max_side or None,
+        )
     if json_out:
         print_json(result.to_json())
         return
     _print_summary(result)
+
+
+def _ask_video(image, query, vlm, strategy, budget, max_new_tokens, model, frames, max_side,
+               baseline) -> AskResult:  # fmt: skip
+    from clusterlens.ask_video import DEFAULT_VIDEO_STRATEGY, answer_video_question
+
+    return answer_video_question(
+        image,
+        query,
+        vlm,
+        DEFAULT_VIDEO_STRATEGY if strategy == DEFAULT_STRATEGY else strategy,
+        budget,
+        max_new_tokens=max_new_tokens,
+        relevance_model=model,
+        frames=frames,
+        max_side=max_side or None,
+        baseline=baseline,
+    )
 
 
 def _parse_range(text: str) -> tuple[int, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import typer
 from PIL import Image
@@ -127,3 +128,46 @@ def test_a_pruning_baseline_refuses_variable_budgets(app, image_file):
     )
     assert result.exit_code != 0
     assert "needs an allocation strategy" in result.output
+
+
+@pytest.fixture
+def clip_folder(tmp_path):
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for index in range(5):  # an odd count: the last frame is left out
+        frame = sample_image(112, 168)
+        Image.fromarray(np.roll(frame, 4 * index, axis=1)).save(folder / f"{index:03d}.png")
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+def test_ask_about_a_video_keeps_the_budget_of_video_tokens(app, clip_folder, family):
+    result = runner.invoke(
+        app,
+        ["ask", str(clip_folder), "--query", "red square", "--vlm", f"tiny:{family}"]
+        + ["--budget", "30", "--max-new-tokens", "2", "--frames", "5", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    # 4 usable frames -> 2 temporal patches of one token grid (the video processor
+    # scales small frames up to its minimum size first)
+    rows, cols = report["token_grid"]
+    assert report["image_tokens_full"] == 2 * rows * cols
+    assert report["image_tokens_kept"] == 30
+    assert report["tokens_full"] - report["tokens_kept"] == 2 * rows * cols - 30
+    assert any("4 frames, 2 temporal patches" in note for note in report["notes"])
+
+
+def test_ask_about_a_video_refuses_image_families_and_single_frames(app, clip_folder, tmp_path):
+    result = runner.invoke(
+        app, ["ask", str(clip_folder), "--query", "red square", "--vlm", "tiny:llava"]
+    )
+    assert result.exit_code != 0 and "needs a qwen2_vl or qwen2_5_vl model" in result.output
+    single = tmp_path / "one"
+    single.mkdir()
+    Image.fromarray(sample_image(112, 168)).save(single / "000.png")
+    result = runner.invoke(
+        app, ["ask", str(single), "--query", "red square", "--vlm", "tiny:qwen2_vl"]
+    )
+    assert result.exit_code != 0 and "at least 2" in result.output
