@@ -36,15 +36,22 @@ def default_balancer_path() -> Path:
 
 def context_of(ways: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Mean, standard deviation and max of each way: (9,)."""
-    maps = torch.as_tensor(np.asarray(ways), dtype=torch.float32).reshape(len(WAYS), -1)
-    return torch.cat([maps.mean(1), maps.std(1, unbiased=False), maps.amax(1)])
+    flat = np.asarray(ways, dtype=np.float32).reshape(len(WAYS), -1)
+    return context_from_maps(list(flat))
 
 
 def context_from_maps(maps: list[np.ndarray]) -> torch.Tensor:
-    """:func:`context_of` for ways given at different resolutions (one map per way)."""
-    flat = [torch.as_tensor(np.asarray(m), dtype=torch.float32).reshape(-1) for m in maps]
-    stats = [torch.stack([m.mean(), m.std(unbiased=False), m.amax()]) for m in flat]
-    return torch.stack(stats, dim=1).reshape(-1)
+    """:func:`context_of` for ways given at different resolutions (one map per way).
+
+    NumPy, not torch: on a megapixel map torch's reductions took 12-24 ms each on this
+    two-core machine under load against 0.1-2.4 ms for NumPy's, and a select call
+    computes nine of them.
+    """
+    stats = []
+    for values in maps:
+        flat = np.asarray(values, dtype=np.float32).reshape(-1)
+        stats.append([flat.mean(dtype=np.float64), flat.std(dtype=np.float64), flat.max()])
+    return torch.tensor(np.asarray(stats, dtype=np.float64).T.reshape(-1), dtype=torch.float32)
 
 
 class AdaptiveBalancer(nn.Module):
