@@ -135,16 +135,28 @@ def test_cross_validation_reports_every_fold_and_resumes_without_retraining(tmp_
     monkeypatch.setattr(train_module, "train", no_training)
     assert cv.main(["--out", str(out), "--choose-scales", "0.5,1.0", *_tiny_recipe(data)]) == 0
 
+    # a torn metadata file or an early export is not a finished fold: it trains again
+    (out / "0001TP" / "camvid_unet.json").write_text('{"config": ')
+    with pytest.raises(AssertionError, match="trained again"):
+        cv.main(["--out", str(out), "--choose-scales", "0.5,1.0", *_tiny_recipe(data)])
+
+
+def test_cross_validation_refuses_a_recipe_that_picks_its_epoch_on_the_judged_drive(tmp_path):
+    data = _drive_camvid(tmp_path / "camvid")
+    v1 = [arg if arg != "v2" else "v1" for arg in _tiny_recipe(data)]
+    with pytest.raises(ValueError, match="last epoch"):
+        cv.main(["--out", str(tmp_path / "cv"), *v1])
+
 
 @pytest.mark.slow
 def test_the_final_v2_run_trains_on_every_frame_and_ships_the_given_setting(tmp_path):
     data = _drive_camvid(tmp_path / "camvid")
     out = tmp_path / "final"
-    argv = [*_tiny_recipe(data), "--out", str(out), "--base-scale", "1.0", "--no-flip"]
+    argv = [*_tiny_recipe(data), "--out", str(out), "--export-scale", "0.75", "--no-flip"]
     assert train_module.main(argv) == 0
     metadata = json.loads((out / "camvid_unet.json").read_text())
     assert metadata["judged_on"] is None and metadata["val"] is None
-    assert metadata["flip_tta"] is False and metadata["scale"] == 0.5
+    assert metadata["flip_tta"] is False and metadata["scale"] == 0.75
     assert metadata["config"]["splits"] == ["train", "val"]
     saved = torch.load(out / "last.pt", weights_only=True)
     assert saved["epoch"] == 1

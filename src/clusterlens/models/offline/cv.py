@@ -36,16 +36,38 @@ def fold_argv(argv: list[str], drive: str, out: Path) -> list[str]:
 
 
 def run_fold(argv: list[str], drive: str, out: Path) -> dict:
-    """Train (or resume, or read back) one fold; return its exported metadata."""
+    """Train (or resume, or read back) one fold; return its exported metadata.
+
+    Raises:
+        ValueError: a recipe that picks its epoch by the score on the held-out drive
+            (recipe v1): its CV mean would be judged on frames that chose the weights.
+    """
     args = recipe.parse_args(fold_argv(argv, drive, out))
     config = recipe.config_from_args(args)
-    metadata_path = out / drive / f"{recipe.CHECKPOINT_NAME}.json"
-    if metadata_path.exists():
-        metadata = json.loads(metadata_path.read_text())
-        if metadata.get("config") == config.to_json():
-            return metadata
+    if config.epoch_choice != "last":
+        raise ValueError(
+            "cross-validation needs a recipe that exports its last epoch (--recipe v2); "
+            "recipe v1 picks the epoch by its score on the held-out drive"
+        )
+    finished = _finished_fold(out / drive / f"{recipe.CHECKPOINT_NAME}.json", config)
+    if finished is not None:
+        return finished
     torch.set_num_threads(args.threads)
     return recipe.train(config, args.data, Path(args.out))
+
+
+def _finished_fold(path: Path, config: recipe.TrainConfig) -> dict | None:
+    """The fold's metadata if it finished every epoch with this config, else None (an
+    unreadable file, another config or an early export means: train or resume)."""
+    try:
+        metadata = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if metadata.get("config") != config.to_json():
+        return None
+    if metadata.get("epochs_completed") != config.epochs:
+        return None
+    return metadata
 
 
 def summarize(folds: dict[str, dict], choose_scales: tuple[float, ...]) -> dict:

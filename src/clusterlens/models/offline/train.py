@@ -120,6 +120,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--splits", default="train", help="training splits, e.g. train,val")
     parser.add_argument("--holdout", choices=SEQUENCES, default=None, help="judge on this drive")
     parser.add_argument("--no-flip", action="store_true", help="export without flip TTA")
+    parser.add_argument(
+        "--export-scale",
+        type=float,
+        default=defaults.val_scale,
+        help="working scale judged each epoch and shipped (v2: the one CV chose)",
+    )
     parser.add_argument("--limit-train", type=int, default=None, help="smoke runs: N images")
     parser.add_argument("--limit-val", type=int, default=None, help="smoke runs: N images")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -162,6 +168,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         splits=splits,
         holdout=args.holdout,
         flip_tta=not args.no_flip,
+        val_scale=args.export_scale,
     )
     if args.recipe:
         config = RECIPES[args.recipe](config)
@@ -187,6 +194,13 @@ def _atomic_save(obj: object, path: Path) -> None:
     """Write via a temporary file so an interrupt never leaves a half-written checkpoint."""
     temporary = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, temporary)
+    os.replace(temporary, path)
+
+
+def _atomic_text(text: str, path: Path) -> None:
+    """Write text via a temporary file, so a reader never sees half of it."""
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text)
     os.replace(temporary, path)
 
 
@@ -429,7 +443,7 @@ def export(config: TrainConfig, model: UNet, judge, state: dict, out: Path) -> d
         "history": state["history"],
         "torch": torch.__version__,
     }
-    (out / f"{CHECKPOINT_NAME}.json").write_text(json.dumps(metadata, indent=2))
+    _atomic_text(json.dumps(metadata, indent=2), out / f"{CHECKPOINT_NAME}.json")
     print(f"wrote {weights_path} ({weights_path.stat().st_size / 1e6:.2f} MB)")
     return metadata
 
