@@ -107,3 +107,25 @@ def _write(path, data: bytes):
 def test_moving_clip_helper_moves(make_clip):
     first, second = make_clip(frames=2)[:2]
     np.testing.assert_allclose(first[:, 3:], second[:, :-3])
+
+
+def test_a_file_shorter_than_its_header_says_is_a_clear_error(tmp_path, clip, video_writer):
+    from clusterlens.video import VideoFrames
+
+    path = tmp_path / "short.avi"
+    video_writer(path, clip[:5])
+    honest = open_video(path)
+    # a container whose header promises 8 frames but holds 5
+    lying = VideoFrames("file", path, 8, honest.size, honest.original_size, 1, None, "short")
+    assert [index for index, _ in lying.read([0, 4])] == [0, 4]
+    with pytest.raises(ValueError, match="ended after 5 frames, before frame 7"):
+        list(lying.read([7]))
+    with pytest.raises(ValueError, match="ended after 5 frames"):
+        lying.frame(6)
+
+
+def test_frames_of_different_sizes_are_a_clear_error(clip):
+    frames = open_video([clip[0], clip[1][:40, :50]])
+    assert frames.frame(0).shape[:2] == (72, 96)
+    with pytest.raises(ValueError, match="frame 1 of .* is 50x40 but the first is 96x72"):
+        frames.frame(1)

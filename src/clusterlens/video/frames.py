@@ -109,10 +109,18 @@ class VideoFrames:
             yield from self._read_file(wanted)
             return
         for index in wanted:
-            yield index, self._decode(self._items[index * self.stride])
+            yield index, self._decode(index)
 
-    def _decode(self, item: Any) -> np.ndarray:
-        return load_image(item, max_side=self.max_side)
+    def _decode(self, index: int) -> np.ndarray:
+        """One frame of a folder or list; every frame must have the first one's size
+        (optical flow and the per-clip grid compare frames cell by cell)."""
+        frame = load_image(self._items[index * self.stride], max_side=self.max_side)
+        if frame.shape[:2] != self.size:
+            raise ValueError(
+                f"frame {index} of {self.name} is {frame.shape[1]}x{frame.shape[0]} but the "
+                f"first is {self.size[1]}x{self.size[0]}; a clip's frames must share one size"
+            )
+        return frame
 
     def _read_file(self, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
         capture = _capture(self._items)
@@ -131,6 +139,12 @@ class VideoFrames:
                     yield target, load_image(rgb, max_side=self.max_side)
                     target = next(targets, None)
                 position += 1
+            if target is not None:  # the container promised more frames than it holds
+                raise ValueError(
+                    f"{self.name} ended after {position} frames, before frame "
+                    f"{target * self.stride} (its header reports more); re-encode it or "
+                    f"pass max_frames"
+                )
         finally:
             capture.release()
 
@@ -147,7 +161,8 @@ def open_video(
     Args:
         video: a video file, a folder of frames (image files in name order), a list of
             images (anything :func:`clusterlens.image.load_image` takes), or a
-            :class:`VideoFrames` (returned as is when no option differs).
+            :class:`VideoFrames` (returned as is: the options it was opened with apply,
+            and those given here are ignored).
         max_side: downscale frames so their longer side is at most this (None: never).
         frame_stride: keep every ``frame_stride``-th frame (1: all).
         max_frames: keep at most this many frames (after the stride).

@@ -11,6 +11,7 @@ strategies and docs/video.md for what they cost.
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from collections.abc import Sequence
@@ -79,8 +80,9 @@ def select_video(
     context = _video_context(video, max_side, frame_stride, max_frames, ledger)
     frames = len(context)
     budget = DEFAULT_PER_FRAME * frames if budget is None else budget
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ValueError(f"budget must be a positive number of cells, got {budget!r}")
+    if isinstance(budget, bool) or not isinstance(budget, numbers.Integral) or budget < 1:
+        raise ValueError(f"budget must be a positive whole number of cells, got {budget!r}")
+    budget = int(budget)
     height, width = context.frames.size
     cells = PatchGrid.from_count(height, width, grid)
     notes: list[str] = []
