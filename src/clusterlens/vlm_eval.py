@@ -388,6 +388,9 @@ def _check_manifest(config: EvalConfig) -> None:
         "max_side": config.max_side,
         "relevance_model": config.relevance_model,
         "pruner_options": config.pruner_options,
+        "seed": config.seed,
+        "layout": config.layout,
+        "images": str(Path(config.images).resolve()) if config.images else None,
     }
     if path.exists():
         stored = json.loads(path.read_text(encoding="utf-8"))
@@ -398,7 +401,14 @@ def _check_manifest(config: EvalConfig) -> None:
                 "use another --out folder (or delete it) to start over"
             )
         return
-    path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    _atomic_text(json.dumps(manifest, indent=2), path)
+
+
+def _atomic_text(text: str, path: Path) -> None:
+    """Write via a temporary file, so a kill never leaves half a file behind."""
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
 
 
 def _load_model(config: EvalConfig) -> Any:
@@ -578,7 +588,7 @@ def _summary_row(
 
 
 def _write_outputs(results: dict[str, Any], out: Path) -> None:
-    (out / RESULTS_FILE).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    _atomic_text(json.dumps(results, indent=2), out / RESULTS_FILE)
     plot_accuracy_vs_tokens(results["summary"], out / PLOT_FILE, title=results["vlm"])
 
 
