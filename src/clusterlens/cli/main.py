@@ -16,6 +16,7 @@ from clusterlens.cli import (
     select_command,
     texture,
     train,
+    train_detector,
     vlm_eval,
 )
 
@@ -51,6 +52,7 @@ def _root(
 for module in (demo, texture, clusters, select_command, segment, catalog, flow, ask, train, gui):
     module.register(app)
 vlm_eval.register(app)
+train_detector.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,82 @@
+"""``clusterlens train-detector``: the narrow YOLO segment model on derived CamVid instances."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from clusterlens.cli._common import console, print_json, user_errors
+
+
+def train_detector_command(
+    out: Path = typer.Option(
+        Path("outputs/camvid-detector"), "--out", "-o", help="Run folder; rerun to resume."
+    ),
+    dataset: Path = typer.Option(
+        Path("outputs/camvid-yolo"),
+        "--dataset",
+        help="Derived YOLO data set folder; written from CamVid when missing.",
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="CamVid folder or its parent (default: $CLUSTERLENS_DATA)."
+    ),
+    epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default 30; resume: kept)."),
+    imgsz: int | None = typer.Option(
+        None, "--imgsz", help="Training size, a multiple of 32 (default 480; resume: kept)."
+    ),
+    batch: int | None = typer.Option(None, "--batch", help="Images per step (default 8)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, 0 ... (may change on resume)."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (default 0)."),
+    min_area: int | None = typer.Option(
+        None, "--min-area", help="Drop label components under this many pixels (default 40)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the run's state as JSON."),
+) -> None:
+    """Train (or resume) the CamVid instance detector; a finished run is only reported."""
+    from clusterlens.catalog.detector import train_detector
+
+    run = train_detector(
+        out,
+        dataset,
+        data=data,
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+        seed=seed,
+        min_area=min_area,
+        callbacks={"on_fit_epoch_end": _print_epoch},
+    )
+    if as_json:
+        print_json(run.to_json())
+        return
+    metrics = run.metrics
+    scores = ", ".join(
+        f"{name} {metrics[key]:.3f}"
+        for name, key in (("box mAP50", "metrics/mAP50(B)"), ("mask mAP50", "metrics/mAP50(M)"))
+        if key in metrics
+    )
+    how = "resumed and finished" if run.resumed else "finished"
+    console.print(
+        f"[bold]detector[/] {how}: {run.epochs_done} epochs, {run.parameters:,} parameters, "
+        f"val {scores or 'not measured'}; weights {escape(str(run.best))}",
+        soft_wrap=True,
+    )
+
+
+def _print_epoch(trainer: Any) -> None:
+    """One summary line per epoch, after ultralytics' own progress output."""
+    metrics = trainer.metrics or {}
+    final = trainer.epoch + 1 > trainer.epochs  # final_eval reports best.pt one epoch later
+    label = "best.pt" if final else f"epoch {trainer.epoch + 1}/{trainer.epochs}"
+    box, mask = metrics.get("metrics/mAP50(B)"), metrics.get("metrics/mAP50(M)")
+    scores = "" if box is None else f"  val box mAP50 {box:.3f}  mask mAP50 {mask:.3f}"
+    console.print(f"{label}{scores}", soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``train-detector`` command to ``app``."""
+    app.command("train-detector")(user_errors(train_detector_command))
