@@ -129,3 +129,12 @@ def test_frames_of_different_sizes_are_a_clear_error(clip):
     assert frames.frame(0).shape[:2] == (72, 96)
     with pytest.raises(ValueError, match="frame 1 of .* is 50x40 but the first is 96x72"):
         frames.frame(1)
+
+
+def test_a_clip_context_keeps_only_as_many_frames_as_fit_in_its_memory_bound():
+    from clusterlens.video.context import MAX_CACHED_BYTES, MAX_CACHED_FRAMES, frames_that_fit
+
+    assert frames_that_fit((360, 480)) == MAX_CACHED_FRAMES
+    big = frames_that_fit((768, 1024))
+    assert big * 2 * 768 * 1024 * 12 <= MAX_CACHED_BYTES < (big + 1) * 2 * 768 * 1024 * 12
+    assert frames_that_fit((8000, 8000)) == 1

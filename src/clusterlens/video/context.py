@@ -3,9 +3,10 @@
 Per frame it keeps what :class:`clusterlens.context.ImageContext` keeps for an image
 (decoded pixels, the relevance model's passes), plus the small grayscale copies and
 optical flows the temporal cascade carries maps along. Memory stays bounded: at most
-``max_cached`` frames keep their ImageContext (decoded pixels and passes, about 2 MB
-each at 480x360 with ``offline:camvid``); grays (about 40 kB) and flows are always
-kept. Frames beyond the bound are decoded again when a later query needs them.
+``max_cached`` frames keep their ImageContext -- by default as many as fit in
+:data:`MAX_CACHED_BYTES` counting each frame's float RGB twice (pixels plus passes and
+ways): 128 frames at 480x360, 28 at 1024x768; grays (about 40 kB) and flows are
+always kept. Frames beyond the bound are decoded again when a later query needs them.
 """
 
 from __future__ import annotations
@@ -21,16 +22,24 @@ from clusterlens.relevance.source import CouplingSource, EncoderCost
 from clusterlens.video.frames import VideoFrames
 from clusterlens.video.warp import FlowField, flow_gray
 
-#: Frames whose ImageContext a VideoContext keeps by default.
+#: At most this many frames keep their ImageContext ...
 MAX_CACHED_FRAMES = 128
+#: ... and no more than fit in this many bytes (a frame's float RGB counted twice).
+MAX_CACHED_BYTES = 512 * 2**20
+
+
+def frames_that_fit(size: tuple[int, int]) -> int:
+    """How many frames of ``size`` (H, W) keep their ImageContext by default."""
+    per_frame = 2 * size[0] * size[1] * 3 * 4
+    return int(max(1, min(MAX_CACHED_FRAMES, MAX_CACHED_BYTES // per_frame)))
 
 
 class VideoContext:
     """One clip's decoded frames, model passes, grays and flows, shared by queries."""
 
-    def __init__(self, frames: VideoFrames, max_cached: int = MAX_CACHED_FRAMES) -> None:
+    def __init__(self, frames: VideoFrames, max_cached: int | None = None) -> None:
         self.frames = frames
-        self.max_cached = max_cached
+        self.max_cached = max_cached if max_cached is not None else frames_that_fit(frames.size)
         self._contexts: dict[int, ImageContext] = {}
         self._grays: dict[int, np.ndarray] = {}
         self._flows: dict[tuple[int, int], np.ndarray] = {}
