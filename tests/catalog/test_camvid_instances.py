@@ -140,6 +140,9 @@ def test_derive_refuses_bad_input(tmp_path):
     with pytest.raises(ValueError, match="not empty"):
         derive_camvid_instances(foreign, data=camvid)
     assert (foreign / "notes.txt").read_text() == "mine"
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        derive_camvid_instances(tmp_path / "a-file", data=camvid)
     with pytest.raises(ValueError, match="unknown CamVid splits"):
         derive_camvid_instances(tmp_path / "out", data=camvid, splits=["trian"])
 

@@ -112,6 +112,10 @@ def test_resume_refuses_a_swapped_checkpoint_and_changed_settings(tmp_path):
         train_detector(out, dataset, imgsz=128)
     with pytest.raises(ValueError, match="data_yaml"):
         train_detector(out, tmp_path / "other")
+    state = json.loads((out / STATE).read_text())
+    (out / STATE).write_text(json.dumps({**state, "epochs_done": 5}))
+    with pytest.raises(ValueError, match="stopped during its final validation"):
+        train_detector(out, dataset)
     (out / STATE).write_text("{")
     with pytest.raises(ValueError, match="damaged"):
         train_detector(out, dataset)

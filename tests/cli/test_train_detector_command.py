@@ -25,7 +25,8 @@ def test_train_then_report_then_refuse(tmp_path):
     assert "epoch 1/1" in trained.output and "best.pt" in trained.output
     assert "detector finished: 1 epochs, 1,980,271 parameters" in trained.output
 
-    reported = runner.invoke(app, ["train-detector", *paths, "--json"])
+    # --dataset may be dropped too: the run keeps its own
+    reported = runner.invoke(app, ["train-detector", "--out", str(tmp_path / "run"), "--json"])
     assert reported.exit_code == 0, reported.output
     state = json.loads(reported.stdout)
     assert (state["finished"], state["epochs_done"], state["settings"]["imgsz"]) == (True, 1, 64)

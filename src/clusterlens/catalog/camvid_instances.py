@@ -278,7 +278,7 @@ def _check_splits(splits: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 def _read_manifest(out: Path) -> dict | None:
     try:
         manifest = json.loads((out / MANIFEST).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError):  # missing, or ``out`` is a file
         return None
     return manifest if isinstance(manifest, dict) and "settings" in manifest else None
 
@@ -286,7 +286,7 @@ def _read_manifest(out: Path) -> dict | None:
 def _prepare_folder(out: Path, ours: bool) -> None:
     """Empty ``images/`` and ``labels/`` of our own data set; refuse anyone else's folder."""
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder for the derived data set")
+        raise ValueError(f"{out} is a file; give a folder for the derived data set")
     leftovers = {path.name for path in out.iterdir()} if out.is_dir() else set()
     ours = ours or (leftovers <= {"images", "labels", "data.yaml"} and _only_symlinks(out))
     if leftovers and not ours:

@@ -37,6 +37,7 @@ from clusterlens.catalog.camvid_instances import InstanceReport, derive_camvid_i
 #: Depth / width multiples of the shipped architecture (YOLOv8-seg layout).
 DEPTH, WIDTH = 0.33, 0.1875
 STATE = "state.json"
+DEFAULT_DATASET = Path("outputs/camvid-yolo")
 #: Settings a resumed run keeps from the run it continues.
 _FIXED_ON_RESUME = ("epochs", "imgsz", "batch", "width", "seed", "min_area", "data_yaml")
 
@@ -120,7 +121,7 @@ def count_parameters(config: dict[str, Any]) -> int:
 
 def train_detector(
     out: str | os.PathLike,
-    dataset: str | os.PathLike,
+    dataset: str | os.PathLike | None = None,
     data: str | os.PathLike | None = None,
     epochs: int | None = None,
     imgsz: int | None = None,
@@ -136,6 +137,7 @@ def train_detector(
     Args:
         out: run folder; rerun with the same folder to resume an interrupted run.
         dataset: folder of the derived YOLO data set; derived from CamVid if missing.
+            None: the run's own on resume, else ``outputs/camvid-yolo``.
         data: the CamVid folder or its parent (see :func:`derive_camvid_instances`).
         epochs, imgsz, batch, width, seed: training settings; None takes the
             interrupted run's value on resume, else 30, 480, 8, ``WIDTH``, 0.
@@ -152,7 +154,8 @@ def train_detector(
     out = Path(out).absolute()
     requested = {"epochs": epochs, "imgsz": imgsz, "batch": batch, "width": width, "seed": seed}
     requested["min_area"] = min_area
-    requested["data_yaml"] = str(Path(dataset).absolute() / "data.yaml")
+    if dataset is not None:
+        requested["data_yaml"] = str(Path(dataset).absolute() / "data.yaml")
     previous = _load_state(out)
     if previous is not None and (previous.finished or previous.epochs_done > 0):
         _check_unchanged(previous, requested)
@@ -160,8 +163,8 @@ def train_detector(
             return previous
         # no new derivation: relabelling under a half-trained model would mix two data sets
         return _resume(previous, device, callbacks)
-    derived = _derive(dataset, data, min_area)
-    requested["min_area"] = derived.min_area
+    derived = _derive(DEFAULT_DATASET if dataset is None else dataset, data, min_area)
+    requested.update(min_area=derived.min_area, data_yaml=str(derived.data_yaml))
     return _start(out, requested, device, len(derived.classes), callbacks)
 
 
@@ -213,10 +216,20 @@ def _resume(previous, device, callbacks) -> DetectorRun:
             f"the run in {previous.out} trains on {previous.settings['data_yaml']}, which is gone; "
             "derive it again with the same settings or start in a new --out"
         )
-    if not previous.last.is_file() or _sha256(previous.last) != previous.last_sha256:
+    if previous.epochs_done >= previous.settings["epochs"]:
+        # ultralytics strips last.pt / best.pt before its final validation: nothing to resume
         raise ValueError(
-            f"{previous.last} is missing or is not the checkpoint this run saved (SHA-256 "
-            f"differs from {STATE}); it will not be unpickled. Start again in a new --out"
+            f"the run in {previous.out} trained all {previous.epochs_done} epochs and was "
+            f"stopped during its final validation; the weights are in {previous.best} "
+            "(not validated here). Give a new --out to train again"
+        )
+    if not previous.last.is_file() or _sha256(previous.last) != previous.last_sha256:
+        # also the outcome of a kill in the moment between ultralytics writing last.pt
+        # and this run recording its hash: refusing is the safe side of that race
+        raise ValueError(
+            f"{previous.last} is missing or is not the checkpoint this run saved after epoch "
+            f"{previous.epochs_done} (SHA-256 differs from {STATE}); it will not be "
+            "unpickled. Start again in a new --out"
         )
     run = previous
     run.resumed = True

@@ -15,10 +15,11 @@ def train_detector_command(
     out: Path = typer.Option(
         Path("outputs/camvid-detector"), "--out", "-o", help="Run folder; rerun to resume."
     ),
-    dataset: Path = typer.Option(
-        Path("outputs/camvid-yolo"),
+    dataset: Path | None = typer.Option(
+        None,
         "--dataset",
-        help="Derived YOLO data set folder; written from CamVid when missing.",
+        help="Derived YOLO data set folder, written from CamVid when missing "
+        "(default outputs/camvid-yolo; resume: kept).",
     ),
     data: Path | None = typer.Option(
         None, "--data", help="CamVid folder or its parent (default: $CLUSTERLENS_DATA)."
