@@ -125,6 +125,8 @@ def test_derive_writes_a_yolo_segment_dataset(tmp_path):
 
     again = derive_camvid_instances(out, data=camvid, min_area=10)
     assert again.reused and again.instances == report.instances
+    # without data: the folder's own source, whatever $CLUSTERLENS_DATA points to
+    assert derive_camvid_instances(out, min_area=10).reused
     changed = derive_camvid_instances(out, data=camvid, min_area=1, classes=["Car"])
     assert not changed.reused and changed.instances["val"] == {"Car": 2}
     assert yaml.safe_load((out / "data.yaml").read_text())["names"] == {0: "Car"}

@@ -127,3 +127,51 @@ def test_bad_settings_and_missing_data(tmp_path):
         train_detector(tmp_path / "run", tmp_path / "derived", data=camvid, imgsz=100)
     with pytest.raises(FileNotFoundError, match="no CamVid data"):
         train_detector(tmp_path / "run2", tmp_path / "derived2", data=tmp_path / "nothing")
+
+
+_KILLED_RUN = """
+import sys, time
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from clusterlens.catalog.detector import train_detector
+
+def hold_after_first_save(trainer):
+    Path(sys.argv[3]).write_text("saved")
+    time.sleep(600)  # the test kills the process here
+
+train_detector(sys.argv[1], sys.argv[2], epochs=2, imgsz=64, batch=2,
+               callbacks={"on_model_save": hold_after_first_save})
+"""
+
+
+@pytest.mark.slow
+def test_run_killed_with_sigkill_resumes(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    torch.set_num_threads(1)
+    tiny_camvid(tmp_path / "camvid", train=2, val=1)
+    out, dataset, marker = tmp_path / "run", tmp_path / "derived", tmp_path / "saved"
+    from clusterlens.catalog.camvid_instances import derive_camvid_instances
+
+    derive_camvid_instances(dataset, data=tmp_path / "camvid")
+    args = [sys.executable, "-c", _KILLED_RUN, str(out), str(dataset), str(marker)]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the first epoch never saved"
+            time.sleep(0.2)
+    finally:
+        process.kill()  # SIGKILL: no cleanup, no final_eval
+        process.wait()
+    assert json.loads((out / STATE).read_text())["epochs_done"] == 1
+
+    epochs_seen = []
+    run = train_detector(
+        out, callbacks={"on_train_epoch_start": lambda t: epochs_seen.append(t.epoch)}
+    )
+    assert (run.resumed, run.finished, run.epochs_done, epochs_seen) == (True, True, 2, [1])

@@ -223,8 +223,8 @@ def derive_camvid_instances(
     Args:
         out: output folder (created). A folder holding anything but a data set written
             by this function is refused, never overwritten.
-        data: the ``camvid`` folder or its parent (default: ``$CLUSTERLENS_DATA``, then
-            ``../shared/data``).
+        data: the ``camvid`` folder or its parent (default: the source of the data set
+            already in ``out``, else ``$CLUSTERLENS_DATA``, then ``../shared/data``).
         classes: thing classes to keep (default: all five).
         splits: CamVid splits to write (``train``, ``val``, ``test``).
         min_area: components with fewer pixels are dropped.
@@ -242,6 +242,11 @@ def derive_camvid_instances(
     splits = _check_splits(splits)
     if min_area < 1:
         raise ValueError(f"min_area must be at least 1 pixel, got {min_area}")
+    existing = _read_manifest(out)
+    if data is None and existing is not None:
+        # the data set's own source, not whatever $CLUSTERLENS_DATA says today: a rerun
+        # without --data must not silently relabel a folder derived from another copy
+        data = existing["settings"]["source"]
     source = camvid_dir(data).absolute()
     pairs = {split: list_pairs(split, source) for split in splits}
     settings = {
@@ -251,7 +256,6 @@ def derive_camvid_instances(
         "splits": list(splits),
         "min_area": min_area,
     }
-    existing = _read_manifest(out)
     if existing is not None and existing["settings"] == settings and not overwrite:
         return _report(out, existing, reused=True)
     _prepare_folder(out, existing is not None)
