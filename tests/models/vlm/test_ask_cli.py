@@ -171,3 +171,12 @@ def test_ask_about_a_video_refuses_image_families_and_single_frames(app, clip_fo
         app, ["ask", str(single), "--query", "red square", "--vlm", "tiny:qwen2_vl"]
     )
     assert result.exit_code != 0 and "at least 2" in result.output
+
+
+def test_ask_about_a_video_refuses_a_budget_beyond_its_tokens(app, clip_folder):
+    result = runner.invoke(
+        app,
+        ["ask", str(clip_folder), "--query", "red square", "--vlm", "tiny:qwen2_vl"]
+        + ["--budget", "100000"],
+    )
+    assert result.exit_code != 0 and "--budget must lie in [1, " in result.output

@@ -26,7 +26,7 @@ Which frames train and which judge:
 - ``--splits train,val`` without ``--holdout``: train on everything, judge on nothing;
   the last epoch is exported at the scale and TTA given (chosen by cross-validation).
 
-``--recipe v2`` selects the recipe made to generalise (photometric augmentation,
+``--recipe v2`` selects the recipe meant to generalise (photometric augmentation,
 log-uniform scales from an eighth to 0.8 of the frame, last epoch); see the model card.
 """
 
@@ -176,7 +176,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def recipe_v2(config: TrainConfig) -> TrainConfig:
-    """The recipe made to generalise (issue: offline model v2), applied to ``config``.
+    """The recipe meant to generalise (issue: offline model v2), applied to ``config``.
 
     Photometric augmentation; one scale per batch, log-uniform from an eighth of the
     frame (the allocator's coarse scan) to 0.8; the last epoch, so no held-out frame
