@@ -23,7 +23,10 @@ def train_offline_command(
     limit_train: int | None = typer.Option(None, "--limit-train", help="Smoke runs: N images."),
     limit_val: int | None = typer.Option(None, "--limit-val", help="Smoke runs: N images."),
     recipe_name: str = typer.Option(
-        "v1", "--recipe", help="v1: the first shipped recipe; v2: meant to generalise (in CV)."
+        "v1",
+        "--recipe",
+        help="v1: the first shipped recipe; v1-last: v1's views judged like v2 (CV "
+        "baseline); v2: meant to generalise.",
     ),
     holdout: str | None = typer.Option(
         None, "--holdout", help="Train without this drive and judge on it (0001TP, 0006R0, 0016E5)."

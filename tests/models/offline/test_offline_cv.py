@@ -148,6 +148,16 @@ def test_cross_validation_refuses_a_recipe_that_picks_its_epoch_on_the_judged_dr
         cv.main(["--out", str(tmp_path / "cv"), *v1])
 
 
+def test_recipe_v1_last_keeps_v1_views_and_is_judged_like_v2():
+    args = train_module.parse_args(["--out", "unused", "--recipe", "v1-last"])
+    baseline = train_module.parse_args(["--out", "unused", "--recipe", "v1"])
+    config = train_module.config_from_args(args)
+    v1 = train_module.config_from_args(baseline)
+    assert config.augment == v1.augment  # the same views as the shipped model's run
+    assert config.epoch_choice == "last" and v1.epoch_choice == "best"
+    assert config.splits == ("train", "val")
+
+
 @pytest.mark.slow
 def test_the_final_v2_run_trains_on_every_frame_and_ships_the_given_setting(tmp_path):
     data = _drive_camvid(tmp_path / "camvid")

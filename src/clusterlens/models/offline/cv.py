@@ -46,8 +46,8 @@ def run_fold(argv: list[str], drive: str, out: Path) -> dict:
     config = recipe.config_from_args(args)
     if config.epoch_choice != "last":
         raise ValueError(
-            "cross-validation needs a recipe that exports its last epoch (--recipe v2); "
-            "recipe v1 picks the epoch by its score on the held-out drive"
+            "cross-validation needs a recipe that exports its last epoch (--recipe v2 or "
+            "v1-last); recipe v1 picks the epoch by its score on the held-out drive"
         )
     finished = _finished_fold(out / drive / f"{recipe.CHECKPOINT_NAME}.json", config)
     if finished is not None:

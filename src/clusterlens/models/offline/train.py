@@ -187,7 +187,17 @@ def recipe_v2(config: TrainConfig) -> TrainConfig:
     return replace(config, augment=augment, epoch_choice="last", splits=("train", "val"))
 
 
-RECIPES = {"v1": lambda config: config, "v2": recipe_v2}
+def recipe_v1_last(config: TrainConfig) -> TrainConfig:
+    """Recipe v1's views with v2's judging rules: the baseline for cross-validation.
+
+    The same augmentation as the shipped v1 model, but the last epoch is exported and
+    frames from every split are given, so leave-one-drive-out folds of v1 and v2 are
+    judged alike and their CV means compare the recipes, not the epoch choice.
+    """
+    return replace(config, epoch_choice="last", splits=("train", "val"))
+
+
+RECIPES = {"v1": lambda config: config, "v1-last": recipe_v1_last, "v2": recipe_v2}
 
 
 def _atomic_save(obj: object, path: Path) -> None:
