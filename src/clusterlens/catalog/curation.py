@@ -1,0 +1,448 @@
+"""Rankings that find problems in a catalog: hard images, outliers, and a subset to keep.
+
+Everything reads a :class:`~clusterlens.catalog.store.CatalogStore` (open it with
+``readonly=True``: nothing here writes) and returns plain dataclasses, each with a
+one-line ``reason`` and ``to_json()``. Near-duplicates live in
+:mod:`clusterlens.catalog.near_duplicates`.
+
+- :func:`hard_images` -- images whose loss components are high or whose detection
+  metrics are low, as a robust z-score (median / MAD) against the whole catalog; the
+  component furthest off names the reason.
+- :func:`outliers` -- images far from their k nearest neighbours in embedding space
+  (mean cosine distance to them, as a robust z-score), with those neighbours named.
+- :func:`select_subset` -- ``budget`` images by ``coverage`` (k-center greedy on the
+  embeddings), ``hard`` (hardest first) or ``balanced`` (round robin over clusters or
+  label classes, hardest first in each). Deterministic: no randomness, ties go to the
+  smaller image id.
+
+Example:
+    >>> from clusterlens.catalog.store import CatalogStore
+    >>> with CatalogStore("catalog.db", readonly=True) as store:  # doctest: +SKIP
+    ...     for item in hard_images(store, top=3):
+    ...         print(item.path, item.reason)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clusterlens.catalog.store import CatalogStore
+
+#: Loss components (higher is worse) and detection metrics (lower is worse) a hardness
+#: score looks at; a metric's z-score is negated so that "off" is always positive.
+LOSS_COLUMNS = ("box", "cls", "dfl", "seg")
+METRIC_COLUMNS = ("mean_iou", "hit_freq", "dice")
+STRATEGIES = ("coverage", "hard", "balanced")
+GROUPINGS = ("auto", "cluster", "class")
+#: MAD -> standard deviation for normal data, so a robust z reads like a z-score.
+MAD_TO_SIGMA = 1.4826
+
+
+# ---------------------------------------------------------------------- shared readers
+
+
+def pick_model(store: CatalogStore, model: str | None) -> str:
+    """``model`` if the catalog has its embeddings, else the only sensible default.
+
+    Default: the only YOLO model, or failing that the only model of any kind.
+
+    Raises:
+        ValueError: no embeddings at all, an unknown model, or several candidates.
+    """
+    models = store.models()
+    if not models:
+        raise ValueError(
+            f"catalog {store.path} has no embeddings; run 'clusterlens catalog build' first"
+        )
+    if model is not None:
+        if model not in models:
+            raise ValueError(f"no embeddings of {model!r} in {store.path}; models: {models}")
+        return model
+    yolo = [name for name in store.yolo_models() if name in models]
+    candidates = yolo if len(yolo) == 1 else models
+    if len(candidates) != 1:
+        raise ValueError(f"{store.path} has models {models}; choose one with --model")
+    return candidates[0]
+
+
+def image_paths(store: CatalogStore) -> dict[int, str]:
+    return {int(i): path for i, path in store.query("SELECT id, path FROM images")}
+
+
+def unit_embeddings(
+    store: CatalogStore, model: str, centre: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """(image ids, L2-normalised float32 embeddings): inner product = cosine similarity.
+
+    ``centre``: subtract the catalog's mean embedding first. A YOLO embedding (pooled
+    activations, all positive) shares a large component across images -- raw cosines of
+    street scenes all sit within 1e-3 of 1 -- so the cosine is taken between what makes
+    each image differ from the catalog's average image.
+    """
+    ids, vectors = store.embeddings(model)
+    vectors = vectors.astype(np.float64)
+    if centre and len(vectors) > 1:
+        vectors = vectors - vectors.mean(axis=0)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return ids, np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def nearest_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cosine similarities, row indices) of each row's ``k`` nearest other rows.
+
+    Exact search (faiss inner product). Self matches are removed by index, not by
+    value, so an exact duplicate still counts as a neighbour at similarity 1.
+    """
+    import faiss
+
+    count = len(vectors)
+    k = min(k, count - 1)
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    similarity, found = index.search(vectors, k + 1)
+    sims = np.empty((count, k), np.float32)
+    rows = np.empty((count, k), np.int64)
+    for row in range(count):
+        keep = [col for col in range(k + 1) if found[row, col] != row][:k]
+        sims[row], rows[row] = similarity[row, keep], found[row, keep]
+    return sims, rows
+
+
+def robust_z(values: np.ndarray) -> np.ndarray:
+    """(x - median) / (1.4826 MAD), NaN kept; falls back to the mean absolute deviation
+    when more than half the values are equal (MAD 0), and to 0 when all are equal."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.full_like(values, np.nan, dtype=np.float64)
+    median = np.median(finite)
+    spread = MAD_TO_SIGMA * np.median(np.abs(finite - median))
+    if spread == 0:
+        spread = 1.2533 * np.mean(np.abs(finite - median))  # sqrt(pi/2): mean abs dev -> sigma
+    if spread == 0:
+        return np.where(np.isfinite(values), 0.0, np.nan)
+    return (values - median) / spread
+
+
+def check_top(top: int) -> int:
+    if isinstance(top, bool) or not isinstance(top, int | np.integer) or top < 1:
+        raise ValueError(f"--top must be a positive whole number, got {top!r}")
+    return int(top)
+
+
+# ---------------------------------------------------------------------- hard images
+
+
+@dataclass(frozen=True)
+class HardImage:
+    """An image the model finds hard: ``score`` is the largest robust z of its signals.
+
+    ``signals`` maps each loss component / metric to ``(value, z)``; a metric's z is
+    negated (low IoU -> positive z), so the largest z is always the worst signal.
+    """
+
+    image_id: int
+    path: str
+    score: float
+    component: str
+    signals: dict[str, tuple[float, float]]
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def hardness_table(store: CatalogStore, model: str) -> dict[int, HardImage]:
+    """A :class:`HardImage` for every image with a loss row of ``model``.
+
+    Raises:
+        ValueError: ``model`` has no loss rows (not a YOLO model, or no labels).
+    """
+    columns = ", ".join(f"l.{c}" for c in LOSS_COLUMNS) + ", "
+    columns += ", ".join(f"m.{c}" for c in METRIC_COLUMNS)
+    rows = store.query(
+        f"SELECT l.image_id, {columns} FROM losses l LEFT JOIN metrics m "
+        "ON m.image_id = l.image_id AND m.model = l.model WHERE l.model = ? ORDER BY l.image_id",
+        (model,),
+    )
+    if not rows:
+        raise ValueError(
+            f"no losses of {model!r} in {store.path}: hard images need a yolo: model built "
+            "on labelled images"
+        )
+    ids = [int(row[0]) for row in rows]
+    values = np.array([[np.nan if v is None else v for v in row[1:]] for row in rows], float)
+    names = LOSS_COLUMNS + METRIC_COLUMNS
+    signs = np.array([1.0] * len(LOSS_COLUMNS) + [-1.0] * len(METRIC_COLUMNS))
+    zs = np.stack([robust_z(values[:, col]) for col in range(len(names))], axis=1) * signs
+    paths = image_paths(store)
+    return {
+        image_id: _hard_image(image_id, paths[image_id], names, values[row], zs[row])
+        for row, image_id in enumerate(ids)
+    }
+
+
+def _hard_image(image_id: int, path: str, names, values, zs) -> HardImage:
+    signals = {
+        name: (float(value), float(z))
+        for name, value, z in zip(names, values, zs, strict=True)
+        if np.isfinite(z)
+    }
+    worst = max(signals, key=lambda name: (signals[name][1], name))
+    value, z = signals[worst]
+    direction = "high" if worst in LOSS_COLUMNS else "low"
+    kind = "loss" if worst in LOSS_COLUMNS else ""
+    reason = f"{direction} {worst} {kind}".rstrip() + f" {value:.3g} (robust z {z:+.1f})"
+    others = [f"{n} z {signals[n][1]:+.1f}" for n in signals if n != worst and signals[n][1] >= 2]
+    if others:
+        reason += "; also " + ", ".join(others)
+    return HardImage(image_id, path, float(z), worst, signals, reason)
+
+
+def hard_images(store: CatalogStore, model: str | None = None, top: int = 10) -> list[HardImage]:
+    """The ``top`` hardest images of ``model``, hardest first (ties: smaller id first)."""
+    top = check_top(top)
+    table = hardness_table(store, pick_model(store, model))
+    return sorted(table.values(), key=lambda item: (-item.score, item.image_id))[:top]
+
+
+# ---------------------------------------------------------------------- outliers
+
+
+@dataclass(frozen=True)
+class Outlier:
+    """An image far from its nearest neighbours: ``distance`` is its mean cosine distance
+    to them, ``score`` the robust z of that distance over the catalog."""
+
+    image_id: int
+    path: str
+    score: float
+    distance: float
+    neighbours: tuple[tuple[int, str, float], ...]
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["neighbours"] = [
+            {"image_id": i, "path": p, "distance": d} for i, p, d in self.neighbours
+        ]
+        return data
+
+
+def outliers(
+    store: CatalogStore, model: str | None = None, top: int = 10, k: int = 5
+) -> list[Outlier]:
+    """The ``top`` images furthest from their ``k`` nearest neighbours, furthest first.
+
+    Raises:
+        ValueError: fewer than 3 images, ``k`` < 1, or no embeddings of ``model``.
+    """
+    top = check_top(top)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    ids, vectors = unit_embeddings(store, pick_model(store, model))
+    if len(ids) < 3:
+        raise ValueError(f"outliers need at least 3 images with embeddings, got {len(ids)}")
+    sims, rows = nearest_neighbours(vectors, k)
+    distance = (1.0 - sims).mean(axis=1)
+    z = robust_z(distance)
+    paths = image_paths(store)
+    order = sorted(range(len(ids)), key=lambda row: (-distance[row], ids[row]))[:top]
+    found = []
+    for row in order:
+        near = tuple(
+            (int(ids[col]), paths[int(ids[col])], float(1.0 - sim))
+            for col, sim in zip(rows[row], sims[row], strict=True)
+        )
+        reason = (
+            f"mean cosine distance {distance[row]:.3g} to its {len(near)} nearest neighbours "
+            f"(robust z {z[row]:+.1f}; median {np.median(distance):.3g}); nearest "
+            f"{Path(near[0][1]).name} at {near[0][2]:.3g}"
+        )
+        found.append(
+            Outlier(int(ids[row]), paths[int(ids[row])], float(z[row]), float(distance[row]),
+                    near, reason)
+        )  # fmt: skip
+    return found
+
+
+# ---------------------------------------------------------------------- selection
+
+
+@dataclass(frozen=True)
+class SelectedImage:
+    """One image of a subset, in the order it was picked (``rank`` 0 first)."""
+
+    rank: int
+    image_id: int
+    path: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def select_subset(
+    store: CatalogStore,
+    budget: int,
+    strategy: str = "coverage",
+    model: str | None = None,
+    group_by: str = "auto",
+) -> list[SelectedImage]:
+    """Pick ``budget`` images (all of them if the catalog has fewer), deterministically.
+
+    Strategies:
+        - ``coverage``: k-center greedy (farthest-point sampling) on the L2-normalised
+          embeddings of ``model``: first the image closest to the mean embedding, then
+          each time the image farthest from everything already picked. Covers the
+          embedding space; every pick's reason gives its distance to the picked set.
+        - ``hard``: the hardest images (:func:`hard_images`' score), hardest first.
+        - ``balanced``: images grouped by ``group_by`` -- ``cluster`` (the catalog's
+          clustering of ``model`` with the largest k; run ``catalog cluster`` first),
+          ``class`` (every label class an image contains; an image without labelled
+          objects goes to group ``(none)``) or ``auto`` (cluster when a clustering of
+          ``model`` exists, else class); then round robin over the groups, smallest
+          group first, each turn taking the hardest image not yet picked from it.
+
+    Ties always go to the smaller image id, so the same catalog gives the same list.
+
+    Raises:
+        ValueError: a budget below 1, an unknown strategy or grouping, or missing data
+            (no embeddings, no losses for ``hard`` / ``balanced``, no clustering for
+            ``group_by="cluster"``).
+    """
+    if isinstance(budget, bool) or not isinstance(budget, int | np.integer) or budget < 1:
+        raise ValueError(f"--budget must be a positive whole number, got {budget!r}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if group_by not in GROUPINGS:
+        raise ValueError(f"group_by must be one of {GROUPINGS}, got {group_by!r}")
+    model = pick_model(store, model)
+    if strategy == "coverage":
+        return _coverage(store, model, int(budget))
+    hardness = hardness_table(store, model)
+    if strategy == "hard":
+        ranked = sorted(hardness.values(), key=lambda item: (-item.score, item.image_id))
+        return [
+            SelectedImage(rank, item.image_id, item.path, f"hardness {item.score:+.1f}: "
+                          f"{item.reason}")
+            for rank, item in enumerate(ranked[:budget])
+        ]  # fmt: skip
+    return _balanced(store, model, int(budget), hardness, group_by)
+
+
+def _coverage(store: CatalogStore, model: str, budget: int) -> list[SelectedImage]:
+    ids, vectors = unit_embeddings(store, model)
+    paths = image_paths(store)
+    centre = vectors.mean(axis=0)
+    # lexsort: last key first -- the largest similarity to the centre, then the smaller id
+    first = int(np.lexsort((ids, -(vectors @ centre)))[0])
+    picked = [first]
+    reasons = ["closest to the mean embedding (the most central image)"]
+    nearest = np.linalg.norm(vectors - vectors[first], axis=1)
+    while len(picked) < min(budget, len(ids)):
+        candidate = int(np.lexsort((ids, -nearest))[0])
+        reasons.append(
+            f"farthest from the {len(picked)} picked so far (distance {nearest[candidate]:.3g} "
+            "to the nearest picked, unit embeddings)"
+        )
+        picked.append(candidate)
+        nearest = np.minimum(nearest, np.linalg.norm(vectors - vectors[candidate], axis=1))
+    return [
+        SelectedImage(rank, int(ids[row]), paths[int(ids[row])], reason)
+        for rank, (row, reason) in enumerate(zip(picked, reasons, strict=True))
+    ]
+
+
+def _balanced(
+    store: CatalogStore, model: str, budget: int, hardness: dict[int, Any], group_by: str
+) -> list[SelectedImage]:
+    groups = _groups(store, model, group_by, set(hardness))
+    queues = {
+        name: sorted(members, key=lambda i: (-hardness[i].score, i))
+        for name, members in groups.items()
+    }
+    # smallest group first: with a small budget the rare groups are the ones at risk
+    order = sorted(queues, key=lambda name: (len(queues[name]), name))
+    picked: list[SelectedImage] = []
+    taken: set[int] = set()
+    while len(picked) < budget and any(queues.values()):
+        for name in order:
+            queue = queues[name]
+            while queue and queue[0] in taken:
+                queue.pop(0)
+            if not queue or len(picked) == budget:
+                continue
+            image_id = queue.pop(0)
+            taken.add(image_id)
+            item = hardness[image_id]
+            reason = f"round {len(picked) // len(order) + 1}, group {name}: hardest left " + (
+                f"(hardness {item.score:+.1f}, {item.component})"
+            )
+            picked.append(SelectedImage(len(picked), image_id, item.path, reason))
+    return picked
+
+
+def _groups(
+    store: CatalogStore, model: str, group_by: str, image_ids: set[int]
+) -> dict[str, list[int]]:
+    """Group name -> image ids (an image may be in several class groups)."""
+    clustering = store.query(
+        "SELECT method, k FROM clusters WHERE model = ? GROUP BY method, k "
+        "ORDER BY k DESC, method LIMIT 1",
+        (model,),
+    )
+    if group_by == "cluster" or (group_by == "auto" and clustering):
+        if not clustering:
+            raise ValueError(
+                f"no clustering of {model!r} in {store.path}; run 'clusterlens catalog cluster "
+                f"--model {model}' first, or group by class"
+            )
+        method, k = clustering[0]
+        groups: dict[str, list[int]] = {}
+        for image_id, cluster in store.query(
+            "SELECT image_id, cluster FROM clusters WHERE model = ? AND method = ? AND k = ?",
+            (model, method, k),
+        ):
+            if image_id in image_ids:
+                groups.setdefault(f"{method} k={k} #{cluster}", []).append(int(image_id))
+        return groups
+    return _class_groups(store, model, image_ids)
+
+
+def _class_groups(store: CatalogStore, model: str, image_ids: set[int]) -> dict[str, list[int]]:
+    names = dict(
+        store.query(
+            "SELECT DISTINCT class_id, class_name FROM predictions WHERE model = ?", (model,)
+        )
+    )
+    groups: dict[str, list[int]] = {}
+    for image_id, label_path in store.query("SELECT id, label_path FROM images"):
+        if image_id not in image_ids:
+            continue
+        classes = _label_classes(label_path)
+        for class_id in sorted(classes) or [None]:
+            name = "(none)" if class_id is None else names.get(class_id, f"class {class_id}")
+            groups.setdefault(name, []).append(int(image_id))
+    return groups
+
+
+def _label_classes(label_path: str | None) -> set[int]:
+    """Class ids of a YOLO label file (first number of each line; unreadable: none)."""
+    if label_path is None or not Path(label_path).is_file():
+        return set()
+    classes = set()
+    for line in Path(label_path).read_text().splitlines():
+        first = line.split()[:1]
+        if first and first[0].isdigit():
+            classes.add(int(first[0]))
+    return classes
+
+
+def to_json_list(items: list[Any]) -> list[dict[str, Any]]:
+    """``[item.to_json() ...]``, through JSON so tuples become lists (stable output)."""
+    return json.loads(json.dumps([item.to_json() for item in items]))

@@ -1,0 +1,213 @@
+"""Near-duplicate images in a catalog, by embedding and by symmetric loss distance.
+
+Two signals, each made scale-free so one threshold works across models and data sets:
+
+- **embedding**: cosine distance ``1 - cos(a, b)`` of a model's embeddings, divided by
+  the catalog's *reference distance* -- the median, over images, of the distance to
+  their ``REFERENCE_RANK``-th nearest neighbour. A copy sits far closer to its original
+  than the fifth-nearest image does; a handful of injected copies barely moves that
+  median (a copy is only one neighbour out of five).
+- **loss**: the catalog's asymmetric loss distance ``d(i, j)`` (``catalog distances``),
+  summed over components and symmetrised as ``max(d(i, j), d(j, i))`` (both images must
+  explain each other; ``mean`` is the alternative), divided by the same kind of
+  reference: the median over images of their ``REFERENCE_RANK``-th smallest symmetric
+  loss distance. Only pairs in the ``distances`` table have it (all pairs, or the
+  embedding k-NN with ``--pairs knn:K``); a pair with one direction computed uses it.
+
+A pair is flagged by a signal when its ratio is at most that signal's threshold
+(:data:`EMBEDDING_RATIO`, :data:`LOSS_RATIO` by default). Candidates: each image's ``k`` nearest
+neighbours by embedding, plus every pair of the ``distances`` table.
+
+Limits: the loss signal sees only what the detector detects (two empty road frames are
+"close"), and consecutive video frames are genuinely near-identical: both signals flag
+them as well as true copies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from clusterlens.catalog.curation import (
+    check_top,
+    image_paths,
+    nearest_neighbours,
+    pick_model,
+    unit_embeddings,
+)
+from clusterlens.catalog.store import CatalogStore
+
+SIGNALS = ("embedding", "loss")
+SYMMETRIES = ("max", "mean")
+#: The neighbour rank whose distance sets each signal's scale (see the module docstring).
+REFERENCE_RANK = 5
+#: Default thresholds on the ratios (pair distance / reference distance). Provisional:
+#: to be replaced by those benchmarks/catalog_duplicates.py chooses on CamVid train.
+EMBEDDING_RATIO = 0.15
+LOSS_RATIO = 0.5
+
+
+@dataclass(frozen=True)
+class DuplicatePair:
+    """Two images that look like copies of each other (``image_a`` < ``image_b``).
+
+    ``embedding_ratio`` / ``loss_ratio``: the pair's distance over the signal's
+    reference distance (lower is closer; ``None``: signal not available for the pair).
+    ``agree``: the signals whose ratio is under their threshold. ``score``: the mean of
+    the available ratios (lower is more duplicate-like).
+    """
+
+    image_a: int
+    image_b: int
+    path_a: str
+    path_b: str
+    cosine: float | None
+    embedding_ratio: float | None
+    loss_distance: float | None
+    loss_ratio: float | None
+    agree: tuple[str, ...]
+    score: float
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["agree"] = list(self.agree)
+        return data
+
+
+def symmetric_loss_distances(
+    store: CatalogStore, model: str, symmetric: str = "max"
+) -> dict[tuple[int, int], float]:
+    """``(i, j) -> symmetric loss distance`` with ``i < j``, summed over components.
+
+    Pairs with one direction computed take that direction's value.
+    """
+    if symmetric not in SYMMETRIES:
+        raise ValueError(f"symmetric must be one of {SYMMETRIES}, got {symmetric!r}")
+    directed = {
+        (int(i), int(j)): float(value)
+        for i, j, value in store.query(
+            "SELECT i, j, SUM(value) FROM distances WHERE model = ? AND i != j GROUP BY i, j",
+            (model,),
+        )
+    }
+    combine = max if symmetric == "max" else (lambda a, b: (a + b) / 2)
+    pairs: dict[tuple[int, int], float] = {}
+    for (i, j), value in directed.items():
+        key = (min(i, j), max(i, j))
+        if key in pairs:
+            continue
+        back = directed.get((j, i))
+        pairs[key] = value if back is None else combine(value, back)
+    return pairs
+
+
+def _reference(distances_per_image: dict[int, list[float]]) -> float:
+    """Median over images of their REFERENCE_RANK-th smallest distance (or largest known)."""
+    picks = [
+        sorted(values)[min(REFERENCE_RANK, len(values)) - 1]
+        for values in distances_per_image.values()
+        if values
+    ]
+    reference = float(np.median(picks)) if picks else 0.0
+    return reference if reference > 0 else 1e-12
+
+
+def duplicate_candidates(
+    store: CatalogStore,
+    model: str | None = None,
+    k: int = 10,
+    symmetric: str = "max",
+    embedding_ratio: float = EMBEDDING_RATIO,
+    loss_ratio: float = LOSS_RATIO,
+) -> list[DuplicatePair]:
+    """Every candidate pair with both signals, unfiltered, closest first.
+
+    Candidates are each image's ``k`` nearest neighbours by embedding plus every pair
+    with a loss distance. Used by :func:`near_duplicates` and by the benchmark, which
+    sweeps thresholds over these ratios.
+
+    Raises:
+        ValueError: no embeddings, fewer than 2 images, or ``k`` < 1.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    model = pick_model(store, model)
+    ids, vectors = unit_embeddings(store, model)
+    if len(ids) < 2:
+        raise ValueError(f"near-duplicates need at least 2 images, got {len(ids)}")
+    sims, rows = nearest_neighbours(vectors, max(k, REFERENCE_RANK))
+    row_of = {int(image_id): row for row, image_id in enumerate(ids)}
+    embedding_reference = float(np.median(1.0 - sims[:, min(REFERENCE_RANK, sims.shape[1]) - 1]))
+    embedding_reference = max(embedding_reference, 1e-12)
+    # without predictions every loss distance is the same: the signal would be noise
+    usable = loss_signal_note(store, model) is None
+    losses = symmetric_loss_distances(store, model, symmetric) if usable else {}
+    per_image: dict[int, list[float]] = {}
+    for (i, j), value in losses.items():
+        per_image.setdefault(i, []).append(value)
+        per_image.setdefault(j, []).append(value)
+    loss_reference = _reference(per_image)
+    keys = {
+        (min(int(ids[r]), int(ids[c])), max(int(ids[r]), int(ids[c])))
+        for r in range(len(ids))
+        for c in rows[r, :k]
+    } | {key for key in losses if key[0] in row_of and key[1] in row_of}
+    paths = image_paths(store)
+    thresholds = {"embedding": embedding_ratio, "loss": loss_ratio}
+    pairs = []
+    for a, b in keys:
+        cosine = float(vectors[row_of[a]] @ vectors[row_of[b]])
+        loss = losses.get((a, b))
+        ratios = {
+            "embedding": max(0.0, 1.0 - cosine) / embedding_reference,
+            "loss": None if loss is None else loss / loss_reference,
+        }
+        pairs.append(_pair(a, b, paths, cosine, loss, ratios, thresholds))
+    return sorted(pairs, key=lambda p: (-len(p.agree), p.score, p.image_a, p.image_b))
+
+
+def _pair(a, b, paths, cosine, loss, ratios, thresholds) -> DuplicatePair:
+    agree = tuple(
+        name for name in SIGNALS if ratios[name] is not None and ratios[name] <= thresholds[name]
+    )
+    available = [value for value in ratios.values() if value is not None]
+    parts = [f"cosine {cosine:.4f} ({ratios['embedding']:.2f}x the reference distance)"]
+    if loss is not None:
+        parts.append(f"loss distance {loss:.3g} ({ratios['loss']:.2f}x the reference)")
+    verdict = " and ".join(agree) + (" agree" if len(agree) > 1 else " flags it") if agree else ""
+    reason = "; ".join(parts) + (f": {verdict}" if verdict else ": no signal under its threshold")
+    return DuplicatePair(
+        a, b, paths[a], paths[b], cosine, ratios["embedding"], loss, ratios["loss"],
+        agree, float(np.mean(available)), reason,
+    )  # fmt: skip
+
+
+def near_duplicates(
+    store: CatalogStore,
+    model: str | None = None,
+    top: int = 10,
+    k: int = 10,
+    symmetric: str = "max",
+    embedding_ratio: float = EMBEDDING_RATIO,
+    loss_ratio: float = LOSS_RATIO,
+) -> list[DuplicatePair]:
+    """The ``top`` pairs flagged by at least one signal: pairs where both signals agree
+    first, then by score (lower first), ties by image ids."""
+    top = check_top(top)
+    pairs = duplicate_candidates(store, model, k, symmetric, embedding_ratio, loss_ratio)
+    return [pair for pair in pairs if pair.agree][:top]
+
+
+def loss_signal_note(store: CatalogStore, model: str) -> str | None:
+    """Why the loss signal is unavailable for ``model`` (None when it is available)."""
+    if not store.query("SELECT 1 FROM distances WHERE model = ? LIMIT 1", (model,)):
+        return (
+            f"no loss distances of {model} (run 'clusterlens catalog distances'): "
+            "embedding signal only"
+        )
+    if not store.query("SELECT 1 FROM predictions WHERE model = ? LIMIT 1", (model,)):
+        return f"{model} has no predictions at all: its loss distances cannot tell images apart"
+    return None
