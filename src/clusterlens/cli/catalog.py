@@ -73,6 +73,8 @@ def _fail(message: object) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add the ``catalog`` command group to ``app``."""
+    from clusterlens.cli import catalog_curation  # noqa: F401  (adds `issues` and `select`)
+
     app.add_typer(catalog_app, name="catalog")
 
 
