@@ -9,6 +9,7 @@ import torch
 
 from clusterlens.models import ModelNotFoundError, UnknownModelError, load_model
 from clusterlens.models.yolo import load_yolo
+from clusterlens.models.yolo_checkpoint import save_yolo_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +40,11 @@ def test_detect_architecture():
 
 
 def test_checkpoint_round_trip(segment, tmp_path):
+    # the safe format (tests/models/test_yolo_checkpoint.py); a pickled model is refused
     path = tmp_path / "mine.pt"
-    torch.save({"model": segment.model, "train_args": {"box": 5.0}}, path)
+    segment.model.args.box = 5.0
+    save_yolo_checkpoint(segment.model, path, half=False)
+    segment.model.args.box = 7.5
     loaded = load_model(f"yolo:{path}")
     assert not loaded.random_weights and loaded.model.args.box == 5.0
     pixels = torch.rand(1, 3, 64, 64)

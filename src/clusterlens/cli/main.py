@@ -10,6 +10,7 @@ from clusterlens.cli import (
     ask,
     catalog,
     clusters,
+    convert_yolo,
     demo,
     flow,
     segment,
@@ -53,6 +54,7 @@ for module in (demo, texture, clusters, select_command, segment, catalog, flow, 
     module.register(app)
 vlm_eval.register(app)
 train_detector.register(app)
+convert_yolo.register(app)
 
 
 def main() -> None:

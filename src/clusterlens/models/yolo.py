@@ -1,7 +1,14 @@
 """Ultralytics YOLO detect / segment models, loaded offline (``yolo:<spec>``).
 
 Specs:
-    - ``yolov8n-seg.pt`` or ``/path/to/weights.pt``: a checkpoint on disk. Ultralytics
+    - ``camvid``: the CamVid road-scene detector trained by the project (YOLOv8-seg,
+      5 classes: Car, Pedestrian, Bicyclist, SignSymbol, Pole), shipped in the package
+      (``models/detector/camvid_detector.pt``; see docs/model-card-camvid-detector.md).
+    - ``/path/to/weights.pt``: a checkpoint on disk in clusterlens' safe format
+      (tensors and plain data, read with ``weights_only=True``; see
+      :mod:`clusterlens.models.yolo_checkpoint`). An ultralytics-native checkpoint is a
+      pickle that can run code when loaded: it is refused, with the command that
+      converts it (``clusterlens convert-yolo SRC DST --trust-source``). Ultralytics
       would download a missing official checkpoint; here a missing file is a
       :class:`ModelNotFoundError` instead.
     - ``yolov8n-seg.yaml`` (any ultralytics model config, or a path to one): the
@@ -33,6 +40,9 @@ import torch
 from clusterlens.models._registry import ModelNotFoundError, UnknownModelError
 
 SUPPORTED_TASKS = ("detect", "segment")
+PACKAGE_DIR = Path(__file__).resolve().parent / "detector"
+#: Detectors trained by the project and shipped in the package: ``yolo:<name>``.
+BUNDLED = {"camvid": PACKAGE_DIR / "camvid_detector.pt"}
 
 
 def ultralytics_offline() -> None:
@@ -91,50 +101,34 @@ class YoloBundle:
 
 
 def load_yolo(spec: str, device: str = "cpu") -> YoloBundle:
-    """Load ``spec`` (a ``.pt`` checkpoint on disk or a ``.yaml`` architecture).
+    """Load ``spec``: a bundled name, a safe-format ``.pt`` on disk or a ``.yaml`` architecture.
 
     Args:
         spec: see the module docstring.
         device: torch device.
 
     Raises:
-        ModelNotFoundError: a ``.pt`` file that does not exist (no download is tried).
-        UnknownModelError: not a ``.pt`` / ``.yaml`` spec, or not a detect/segment model.
+        ModelNotFoundError: a ``.pt`` file (or a bundled detector) that does not exist;
+            no download is tried.
+        UnknownModelError: not a bundled name / ``.pt`` / ``.yaml`` spec, or not a
+            detect / segment model.
+        ValueError: a ``.pt`` that is not in the safe format (an ultralytics-native
+            pickle is refused with the command that converts it).
     """
     ultralytics_offline()
     suffix = Path(spec).suffix.lower()
-    if suffix not in (".pt", ".yaml", ".yml"):
-        raise UnknownModelError(
-            f"yolo: expects a checkpoint 'NAME.pt' / '/path/NAME.pt' or an architecture "
-            f"'NAME.yaml' (e.g. yolov8n-seg.yaml), got {spec!r}"
-        )
-    if suffix == ".pt" and not Path(spec).expanduser().is_file():
-        raise ModelNotFoundError(
-            f"YOLO checkpoint {spec!r} not found at {Path(spec).expanduser().resolve()}; "
-            "this machine cannot download it: copy the .pt file there and pass its path, "
-            "or use an architecture such as 'yolo:yolov8n-seg.yaml' (random init)"
-        )
-    if suffix == ".pt":
-        from ultralytics.nn.tasks import load_checkpoint
-
-        # load_checkpoint keeps the checkpoint's training arguments (loss gains) on
-        # model.args; the YOLO() wrapper would reset them to the defaults
-        model, _ = load_checkpoint(str(Path(spec).expanduser()))
-        task = _head_task(model)  # the saved args' task may be missing or a default
+    if spec in BUNDLED:
+        model, task = _load_checkpoint_file(BUNDLED[spec], spec)
+    elif suffix == ".pt":
+        model, task = _load_checkpoint_file(Path(spec).expanduser(), spec)
+    elif suffix in (".yaml", ".yml"):
+        model, task = _build_architecture(spec)
     else:
-        from ultralytics import YOLO
-
-        try:
-            # a .yaml architecture is seeded so every load gives the same random weights:
-            # a build and a later distances run must see the same network
-            with torch.random.fork_rng():
-                torch.manual_seed(0)
-                wrapper = YOLO(spec, verbose=False)
-        except FileNotFoundError as err:
-            raise UnknownModelError(
-                f"ultralytics does not know the architecture {spec!r}: {err}"
-            ) from err
-        model, task = wrapper.model, wrapper.task
+        raise UnknownModelError(
+            f"yolo: expects a bundled detector ({', '.join(BUNDLED)}), a checkpoint "
+            f"'/path/NAME.pt' or an architecture 'NAME.yaml' (e.g. yolov8n-seg.yaml), "
+            f"got {spec!r}"
+        )
     if task not in SUPPORTED_TASKS:
         raise UnknownModelError(f"{spec!r} is a {task!r} model; supported: detect, segment")
     model = model.to(device).float().eval()
@@ -144,19 +138,42 @@ def load_yolo(spec: str, device: str = "cpu") -> YoloBundle:
         task=task,
         names={int(key): str(value) for key, value in model.names.items()},
         name=spec,
-        random_weights=suffix != ".pt",
+        random_weights=suffix in (".yaml", ".yml"),
         hooked_layers=default_hooked_layers(model),
     )
 
 
-def _head_task(model: torch.nn.Module) -> str:
-    """``segment`` / ``detect`` from the head module, else the head's class name."""
-    from ultralytics.nn.modules.head import Detect, Segment
+def _load_checkpoint_file(path: Path, spec: str) -> tuple[torch.nn.Module, str]:
+    """A safe-format checkpoint (``weights_only=True``); never an ultralytics pickle."""
+    from clusterlens.models.yolo_checkpoint import load_yolo_checkpoint
 
-    head = model.model[-1]
-    if isinstance(head, Segment):
-        return "segment"
-    return "detect" if type(head) is Detect else type(head).__name__
+    if not path.is_file():
+        if spec in BUNDLED:
+            where = "the installed package lacks it; reinstall clusterlens"
+        else:
+            where = (
+                "this machine cannot download it: copy the .pt file there and pass its path, "
+                "or use an architecture such as 'yolo:yolov8n-seg.yaml' (random init)"
+            )
+        raise ModelNotFoundError(f"YOLO checkpoint {spec!r} not found at {path.resolve()}; {where}")
+    return load_yolo_checkpoint(path)
+
+
+def _build_architecture(spec: str) -> tuple[torch.nn.Module, str]:
+    """The untrained network of an ultralytics config, from a seeded random init."""
+    from ultralytics import YOLO
+
+    try:
+        # a .yaml architecture is seeded so every load gives the same random weights:
+        # a build and a later distances run must see the same network
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            wrapper = YOLO(spec, verbose=False)
+    except FileNotFoundError as err:
+        raise UnknownModelError(
+            f"ultralytics does not know the architecture {spec!r}: {err}"
+        ) from err
+    return wrapper.model, wrapper.task
 
 
 def _attach_loss_settings(model: torch.nn.Module) -> None:
@@ -184,5 +201,9 @@ def default_hooked_layers(model: torch.nn.Module) -> list[str]:
 
 
 def list_yolo_specs() -> list[str]:
-    """Architectures that always load (random init); checkpoints are given by path."""
-    return ["yolov8n.yaml", "yolov8n-seg.yaml"]
+    """The bundled detectors present, then architectures that always load (random init).
+
+    Other checkpoints are given by path.
+    """
+    bundled = [name for name, path in BUNDLED.items() if path.is_file()]
+    return [*bundled, "yolov8n.yaml", "yolov8n-seg.yaml"]
