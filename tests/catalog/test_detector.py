@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,11 @@ from clusterlens.catalog.detector import (
     STATE,
     DetectorRun,
     count_parameters,
+    export_safe,
     model_config,
     train_detector,
+    training_seconds,
+    validate_detector,
 )
 from clusterlens.evaluate.camvid import CLASS_NAMES
 
@@ -84,12 +88,63 @@ def test_interrupted_run_resumes_and_finishes(tmp_path):
         assert [int(float(row["epoch"])) for row in csv.DictReader(handle)] == [1, 2]
     assert "metrics/mAP50(M)" in run.metrics and "per_class/Car/mAP50(B)" in run.metrics
     assert run.best.stat().st_size < 5 * 1024 * 1024
+    _check_safe_export(run, dataset)
 
     # a finished run is reported, not retrained; changing its settings is refused
     again = train_detector(out, dataset, callbacks={"on_train_epoch_start": epochs_seen.append})
     assert again.finished and epochs_seen == [1]
     with pytest.raises(ValueError, match="epochs 2 -> 3"):
         train_detector(out, dataset, epochs=3)
+
+
+def _check_safe_export(run: DetectorRun, dataset: Path) -> None:
+    """The finished run's best.pt, exported tensors-only, scores as training measured it."""
+    from clusterlens.models.yolo import load_yolo
+
+    assert run.safe_checkpoint.is_file() and run.best_sha256 is not None
+    assert run.safe_checkpoint.stat().st_size < run.best.stat().st_size  # no optimizer, no pickle
+    bundle = load_yolo(str(run.safe_checkpoint))
+    assert bundle.task == "segment" and bundle.names[0] == "Car"
+    about = json.loads(run.safe_checkpoint.with_suffix(".json").read_text())
+    assert about["epochs"] == 2 and about["parameters"] == 1_980_271
+    assert about["train_time_s"] > 0 and about["val_final"] == run.metrics
+    measured = validate_detector(run.safe_checkpoint, dataset / "data.yaml", imgsz=64)
+    for key in ("metrics/mAP50(B)", "metrics/mAP50-95(M)", "per_class/Car/mAP50(M)"):
+        assert measured[key] == pytest.approx(run.metrics[key], abs=1e-6), key
+
+
+def test_training_seconds_add_up_resumed_sessions(tmp_path):
+    rows = ["epoch,time,x", "1,10.0,0", "2,20.5,0", "3,6.0,0", "4,12.0,0"]
+    (tmp_path / "results.csv").write_text("\n".join(rows) + "\n")
+    assert training_seconds(tmp_path / "results.csv") == 32.5  # 20.5, then 12 after resume
+    assert training_seconds(tmp_path / "missing.csv") is None
+
+
+def test_export_refuses_unfinished_runs_and_a_swapped_best(tmp_path):
+    out, dataset = tmp_path / "run", tmp_path / "derived"
+    _fake_interrupted_run(out, dataset)
+    run = DetectorRun(out=out, **json.loads((out / STATE).read_text()))
+    with pytest.raises(ValueError, match="has not finished"):
+        export_safe(run)
+    marker = tmp_path / "marker"
+    pickle.loads(pickle.dumps(_Payload(tmp_path / "armed")))  # the payload is live
+    assert (tmp_path / "armed").exists()
+    # a crafted best.pt in place of the one training left: never unpickled
+    torch.save({"model": _Payload(marker)}, run.best)
+    run.finished, run.best_sha256 = True, "0" * 64
+    with pytest.raises(ValueError, match="will not be unpickled"):
+        export_safe(run)
+    assert not marker.exists() and not run.safe_checkpoint.exists()
+
+
+class _Payload:
+    """Unpickling this creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
 
 
 def _fake_interrupted_run(out: Path, dataset: Path) -> None:

@@ -13,6 +13,14 @@ same ``out`` resumes from ``last.pt`` (ultralytics ``resume``), and only from a
 ``last.pt`` whose hash matches: ultralytics checkpoints are pickles, and a file swapped
 in by someone else is not unpickled. A finished run is reported, not retrained.
 
+At the end, ``best.pt`` is exported once into clusterlens' safe YOLO format,
+``<out>/camvid_detector.pt`` (tensors and plain data, loaded with ``weights_only=True``;
+``yolo:<out>/camvid_detector.pt``), with ``camvid_detector.json`` beside it: settings,
+epochs, training time and the final validation. Rerunning the command on a run that
+finished before this step existed exports it. Only a ``best.pt`` whose SHA-256 matches
+the one recorded at the end of training is unpickled for this (runs finished before
+that hash was recorded are the user's own folder and exported as they are).
+
 Ultralytics is kept offline while training: ``YOLO_OFFLINE`` (no analytics, no update
 check), no plots, its font fetch (``check_font``) replaced by a no-op, and its AMP check
 (which downloads ``yolo26n.pt`` on CUDA) replaced by its outcome without the download:
@@ -21,6 +29,7 @@ AMP off on CPU, on for CUDA.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -37,6 +46,7 @@ from clusterlens.catalog.camvid_instances import InstanceReport, derive_camvid_i
 #: Depth / width multiples of the shipped architecture (YOLOv8-seg layout).
 DEPTH, WIDTH = 0.33, 0.1875
 STATE = "state.json"
+SAFE_NAME = "camvid_detector"
 DEFAULT_DATASET = Path("outputs/camvid-yolo")
 #: Settings a resumed run keeps from the run it continues.
 _FIXED_ON_RESUME = ("epochs", "imgsz", "batch", "width", "seed", "min_area", "data_yaml")
@@ -55,6 +65,8 @@ class DetectorRun:
         resumed: True when this call continued an interrupted run.
         metrics: final validation of ``best.pt`` (ultralytics keys, e.g.
             ``metrics/mAP50(B)``, ``metrics/mAP50(M)``) and per-class box / mask mAP50.
+        best_sha256: SHA-256 of ``best.pt`` as training left it (None: not finished, or
+            finished before this was recorded).
     """
 
     out: Path
@@ -65,6 +77,7 @@ class DetectorRun:
     resumed: bool = False
     last_sha256: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    best_sha256: str | None = None
 
     @property
     def best(self) -> Path:
@@ -74,10 +87,14 @@ class DetectorRun:
     def last(self) -> Path:
         return self.out / "weights" / "last.pt"
 
+    @property
+    def safe_checkpoint(self) -> Path:
+        """``best.pt`` in the safe format (written by :func:`export_safe`)."""
+        return self.out / f"{SAFE_NAME}.pt"
+
     def save(self) -> None:
-        state = {
-            key: value for key, value in self.to_json().items() if key not in ("out", "resumed")
-        }
+        derived = ("out", "resumed", "safe_checkpoint")
+        state = {key: value for key, value in self.to_json().items() if key not in derived}
         tmp = self.out / (STATE + ".tmp")
         tmp.write_text(json.dumps(state, indent=2) + "\n")
         tmp.replace(self.out / STATE)  # atomic: a kill never leaves half a state file
@@ -92,6 +109,10 @@ class DetectorRun:
             "resumed": self.resumed,
             "last_sha256": self.last_sha256,
             "metrics": self.metrics,
+            "best_sha256": self.best_sha256,
+            "safe_checkpoint": str(self.safe_checkpoint)
+            if self.safe_checkpoint.is_file()
+            else None,
         }
 
 
@@ -149,6 +170,8 @@ def train_detector(
         ValueError: a resume asked to change a fixed setting, a ``last.pt`` that this run
             did not write, or bad settings.
         FileNotFoundError: no CamVid data to derive the data set from.
+
+    A finished run is exported with :func:`export_safe` (once; later calls report it).
     """
     _check_device(device)
     out = Path(out).absolute()
@@ -159,13 +182,138 @@ def train_detector(
     previous = _load_state(out)
     if previous is not None and (previous.finished or previous.epochs_done > 0):
         _check_unchanged(previous, requested)
-        if previous.finished:
-            return previous
         # no new derivation: relabelling under a half-trained model would mix two data sets
-        return _resume(previous, device, callbacks)
-    derived = _derive(DEFAULT_DATASET if dataset is None else dataset, data, min_area)
-    requested.update(min_area=derived.min_area, data_yaml=str(derived.data_yaml))
-    return _start(out, requested, device, len(derived.classes), callbacks)
+        run = previous if previous.finished else _resume(previous, device, callbacks)
+    else:
+        derived = _derive(DEFAULT_DATASET if dataset is None else dataset, data, min_area)
+        requested.update(min_area=derived.min_area, data_yaml=str(derived.data_yaml))
+        run = _start(out, requested, device, len(derived.classes), callbacks)
+    if run.finished:
+        export_safe(run)
+    return run
+
+
+def export_safe(run: DetectorRun) -> Path:
+    """Write ``best.pt`` of a finished run in the safe YOLO format, plus its metadata JSON.
+
+    Returns ``run.safe_checkpoint``; an existing export is kept (a finished run's
+    ``best.pt`` no longer changes).
+
+    Raises:
+        ValueError: the run is not finished, or ``best.pt`` is missing or is not the
+            file training left (its SHA-256 differs from the recorded one).
+    """
+    from clusterlens.models.yolo_checkpoint import convert_ultralytics_checkpoint
+
+    if run.safe_checkpoint.is_file():
+        return run.safe_checkpoint
+    if not run.finished:
+        raise ValueError(f"the run in {run.out} has not finished; nothing to export yet")
+    if not run.best.is_file() or (
+        run.best_sha256 is not None and _sha256(run.best) != run.best_sha256
+    ):
+        raise ValueError(
+            f"{run.best} is missing or is not the checkpoint this run's training left "
+            f"(SHA-256 differs from {STATE}); it will not be unpickled"
+        )
+    about = {"imgsz": int(run.settings["imgsz"]), "epochs": run.epochs_done}
+    # trust_source: the file is this run's own output, checked against its recorded hash
+    convert_ultralytics_checkpoint(run.best, run.safe_checkpoint, trust_source=True, metadata=about)
+    _write_json(run.safe_checkpoint.with_suffix(".json"), export_metadata(run))
+    return run.safe_checkpoint
+
+
+def export_metadata(run: DetectorRun) -> dict[str, Any]:
+    """What the exported detector's JSON records: settings, size, time and validation."""
+    settings = {key: value for key, value in run.settings.items() if key != "data_yaml"}
+    return {
+        "architecture": "ultralytics YOLOv8-seg",
+        "depth_multiple": DEPTH,
+        "width_multiple": run.settings.get("width", WIDTH),
+        "parameters": run.parameters,
+        "settings": settings,
+        "epochs": run.epochs_done,
+        "train_time_s": training_seconds(run.out / "results.csv"),
+        "checkpoint_bytes": run.safe_checkpoint.stat().st_size,
+        "checkpoint_sha256": _sha256(run.safe_checkpoint),
+        "best_pt_sha256": _sha256(run.best),
+        "val_final": run.metrics,
+        "val_final_source": "ultralytics' final validation of best.pt at the end of training "
+        "(val split of the derived data set)",
+    }
+
+
+def validate_detector(
+    checkpoint: str | os.PathLike,
+    data_yaml: str | os.PathLike = DEFAULT_DATASET / "data.yaml",
+    imgsz: int = 320,
+    batch: int = 16,
+    split: str = "val",
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Ultralytics' own validation of a safe-format detector on a split of a YOLO data set.
+
+    The network is rebuilt from ``checkpoint`` (``weights_only=True``, float32) and handed
+    to ultralytics' ``DetectionValidator`` / ``SegmentationValidator`` (conf 0.001,
+    IoU 0.7, rectangular batches: the settings of the final validation in training).
+
+    Returns:
+        ultralytics' overall keys (``metrics/mAP50(B)``, ``metrics/mAP50-95(M)`` ...), and
+        per class ``per_class/<name>/mAP50(B)`` ... plus its ``instances`` and ``images``.
+    """
+    from clusterlens.models.yolo_checkpoint import load_yolo_checkpoint
+
+    _check_device(device)
+    model, task = load_yolo_checkpoint(checkpoint)
+    args = {"data": str(data_yaml), "imgsz": imgsz, "batch": batch, "split": split}
+    args.update(device=device, plots=False, workers=0, verbose=False, task=task)
+    with _offline_training():
+        from ultralytics.models.yolo.detect import DetectionValidator
+        from ultralytics.models.yolo.segment import SegmentationValidator
+
+        validator = (SegmentationValidator if task == "segment" else DetectionValidator)(args=args)
+        overall = validator(model=model)
+    metrics = {key: float(value) for key, value in overall.items() if key.startswith("metrics/")}
+    return {**metrics, **_per_class(validator)}
+
+
+def _per_class(validator) -> dict[str, Any]:
+    """Box (and mask) mAP50 / mAP50-95, instance and image counts for every scored class."""
+    result, names = validator.metrics, validator.names
+    kinds = [("B", result.box)] + ([("M", result.seg)] if hasattr(result, "seg") else [])
+    per_class = {}
+    for index, class_index in enumerate(result.ap_class_index):
+        name = names[int(class_index)]
+        per_class[f"per_class/{name}/instances"] = int(result.nt_per_class[class_index])
+        per_class[f"per_class/{name}/images"] = int(result.nt_per_image[class_index])
+        for suffix, kind in kinds:
+            per_class[f"per_class/{name}/mAP50({suffix})"] = float(kind.ap50[index])
+            per_class[f"per_class/{name}/mAP50-95({suffix})"] = float(kind.ap[index])
+    return per_class
+
+
+def training_seconds(results_csv: Path) -> float | None:
+    """Seconds of training (epochs and their validation) from ultralytics' ``results.csv``.
+
+    Its ``time`` column counts from the start of each training session and restarts on
+    resume, so the total is the sum of each session's last value.
+    """
+    if not results_csv.is_file():
+        return None
+    with results_csv.open() as handle:
+        times = [float(row["time"]) for row in csv.DictReader(handle) if row.get("time")]
+    sessions, previous = [], float("-inf")
+    for value in times:
+        if value < previous:  # a resumed session started its clock again
+            sessions.append(previous)
+        previous = value
+    return round(sum(sessions) + (previous if times else 0.0), 1)
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.replace(path)
 
 
 def _derive(dataset, data, min_area) -> InstanceReport:
@@ -294,6 +442,7 @@ def _add_callbacks(model, run: DetectorRun, extra) -> None:
         run.finished = True
         run.epochs_done = max(run.epochs_done, int(trainer.epoch) + 1)
         run.last_sha256 = _sha256(run.last)  # final_eval strips the optimizer: new bytes
+        run.best_sha256 = _sha256(run.best)  # export_safe unpickles only this file
         run.metrics = _final_metrics(trainer)
         run.save()
 
@@ -304,7 +453,7 @@ def _add_callbacks(model, run: DetectorRun, extra) -> None:
 
 
 def _final_metrics(trainer) -> dict[str, Any]:
-    """Overall metrics and per-class box / mask mAP50 of the final validation."""
+    """Overall metrics and per-class box / mask mAP50 and mAP50-95 of the final validation."""
     metrics = {key: float(value) for key, value in (trainer.metrics or {}).items()}
     result = getattr(trainer.validator, "metrics", None)
     if result is not None and hasattr(result, "seg"):
@@ -313,6 +462,8 @@ def _final_metrics(trainer) -> dict[str, Any]:
             name = names[int(class_index)]
             metrics[f"per_class/{name}/mAP50(B)"] = float(result.box.ap50[index])
             metrics[f"per_class/{name}/mAP50(M)"] = float(result.seg.ap50[index])
+            metrics[f"per_class/{name}/mAP50-95(B)"] = float(result.box.ap[index])
+            metrics[f"per_class/{name}/mAP50-95(M)"] = float(result.seg.ap[index])
     return metrics
 
 

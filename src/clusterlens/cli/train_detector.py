@@ -36,7 +36,11 @@ def train_detector_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the run's state as JSON."),
 ) -> None:
-    """Train (or resume) the CamVid instance detector; a finished run is only reported."""
+    """Train (or resume) the CamVid instance detector; a finished run is only reported.
+
+    A finished run's best.pt is also written as a safe, tensors-only checkpoint
+    (<out>/camvid_detector.pt, loadable as yolo:<out>/camvid_detector.pt).
+    """
     from clusterlens.catalog.detector import train_detector
 
     run = train_detector(
@@ -64,6 +68,12 @@ def train_detector_command(
     console.print(
         f"[bold]detector[/] {how}: {run.epochs_done} epochs, {run.parameters:,} parameters, "
         f"val {scores or 'not measured'}; weights {escape(str(run.best))}",
+        soft_wrap=True,
+    )
+    safe = run.safe_checkpoint
+    console.print(
+        f"safe checkpoint {escape(str(safe))} ({safe.stat().st_size / 1e6:.2f} MB, "
+        f"tensors only): load it as yolo:{escape(str(safe))}",
         soft_wrap=True,
     )
 
