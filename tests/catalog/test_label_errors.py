@@ -295,3 +295,26 @@ def test_real_camvid_labels_with_an_oracle_detector(tmp_path):
     issues = rank_label_errors(db, MODEL, loss_weight=0.0)
     top = {int(Path(i.path).stem[2:]): i.boxes[0].kind for i in issues[: len(corrupted)]}
     assert top == corrupted
+
+
+def test_contact_sheet_draws_the_candidates_small(tmp_path):
+    from PIL import Image
+
+    from clusterlens.catalog.label_errors import load_images
+    from clusterlens.viz.label_issues import save_label_issue_sheet
+
+    labels, predictions, _ = _corrupted("badly_placed")
+    db = make_catalog(tmp_path, labels, predictions)
+    rng = np.random.default_rng(0)
+    for index in range(12):
+        pixels = rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"im{index:02d}.png")
+    issues = rank_label_errors(db, MODEL, top=3)
+    with CatalogStore(db, readonly=True) as store:
+        images = {image.image_id: image for image in load_images(store, MODEL)}
+    out = save_label_issue_sheet(issues, tmp_path / "sheet.png", images=images, columns=2)
+    with Image.open(out) as sheet:
+        assert sheet.mode == "P" and sheet.width > 400  # a palette PNG, two panels wide
+    assert out.stat().st_size < 400_000
+    with pytest.raises(ValueError, match="no label issues"):
+        save_label_issue_sheet([], tmp_path / "empty.png")

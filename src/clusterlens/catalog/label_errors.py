@@ -15,7 +15,7 @@ A YOLO model's stored predictions are compared with each image's label file
   (:data:`TOUCH_IOU` <= IoU < :data:`GOOD_IOU`) and is not the match of another label.
 
 Each label gets at most one kind (its highest score); scores are in 0..1. An image's
-score is the noisy-or of its boxes' scores combined with loss evidence: the robust
+score is its best box score combined with loss evidence: the robust
 z-score (median / MAD) of its per-image loss components (box, cls, seg) against the
 data set *and* against its nearest neighbours by the model's embedding -- an image
 whose loss is high while images that look like it are explained well is more likely
@@ -116,7 +116,7 @@ class ImageLabelIssue:
 
 
 @dataclass
-class _Image:
+class LabelledImage:
     """What the ranking needs of one labelled image."""
 
     image_id: int
@@ -130,7 +130,7 @@ class _Image:
 
 
 @dataclass(frozen=True)
-class _LossEvidence:
+class LossEvidence:
     """One image's loss components against the data set and its neighbours."""
 
     values: dict[str, float]
@@ -220,7 +220,7 @@ def _labels_in_pixels(label_path: Path, width: int, height: int) -> tuple[np.nda
     return labels.classes.astype(np.int64), xyxy.reshape(-1, 4)
 
 
-def load_images(store: CatalogStore, model: str) -> list[_Image]:
+def load_images(store: CatalogStore, model: str) -> list[LabelledImage]:
     """Every labelled image that ``model`` extracted, with its labels and predictions.
 
     An image whose label file no longer parses is skipped with a warning (``catalog
@@ -248,7 +248,7 @@ def load_images(store: CatalogStore, model: str) -> list[_Image]:
             continue
         preds = np.array(predictions.get(image_id, []), dtype=np.float64).reshape(-1, 7)
         images.append(
-            _Image(
+            LabelledImage(
                 image_id=int(image_id),
                 path=str(path),
                 label_classes=classes,
@@ -296,7 +296,9 @@ def size_bin(boxes: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- evidence
 
 
-def detectability(images: list[_Image], min_confidence: float) -> dict[tuple[int, int], float]:
+def detectability(
+    images: list[LabelledImage], min_confidence: float
+) -> dict[tuple[int, int], float]:
     """(class id, size bin) -> share of such labels a confident same-class prediction
     covers, over the whole data set (Laplace-smoothed: an unseen pair counts 0.5).
 
@@ -346,9 +348,7 @@ def nearest_neighbours(vectors: np.ndarray, k: int, chunk: int = 1024) -> np.nda
     return out
 
 
-def loss_evidence(
-    store: CatalogStore, model: str, image_ids: list[int]
-) -> dict[int, _LossEvidence]:
+def loss_evidence(store: CatalogStore, model: str, image_ids: list[int]) -> dict[int, LossEvidence]:
     """Per image: its losses, z against the data set, z against its nearest images.
 
     The neighbour z is ``(x - median of the neighbours' x) / spread of the data set``:
@@ -374,7 +374,7 @@ def loss_evidence(
         near = neighbours[row]
         # in the data set's spread units, like z_global: the same thresholds apply
         z_near = {c: float(z[row] - np.nanmedian(z[near])) for c, z in z_global.items()}
-        out[image_id] = _LossEvidence(
+        out[image_id] = LossEvidence(
             values={c: float(table[row, n]) for c, n in columns.items()},
             z_global={c: float(z_global[c][row]) for c in columns},
             z_neighbours=z_near,
@@ -394,7 +394,7 @@ def _box(values: np.ndarray) -> tuple[float, float, float, float]:
     return tuple(round(float(v), 1) for v in values)  # type: ignore[return-value]
 
 
-def _loss_note(evidence: _LossEvidence | None, kind: str) -> str:
+def _loss_note(evidence: LossEvidence | None, kind: str) -> str:
     component = KIND_COMPONENT[kind]
     if evidence is None or component not in evidence.values:
         return ""
@@ -405,11 +405,11 @@ def _loss_note(evidence: _LossEvidence | None, kind: str) -> str:
 
 
 def missing_boxes(
-    image: _Image,
+    image: LabelledImage,
     iou: np.ndarray,
     names: Mapping[int, str],
     min_confidence: float,
-    evidence: _LossEvidence | None,
+    evidence: LossEvidence | None,
 ) -> list[BoxIssue]:
     """Confident predictions no label touches (one per object: overlapping ones merged)."""
     inside = _intersection(image.pred_boxes, image.label_boxes) / np.maximum(
@@ -448,7 +448,7 @@ def missing_boxes(
 
 
 def _label_candidates(
-    image: _Image,
+    image: LabelledImage,
     iou: np.ndarray,
     index: int,
     names: Mapping[int, str],
@@ -516,12 +516,12 @@ def _label_candidates(
 
 
 def label_boxes(
-    image: _Image,
+    image: LabelledImage,
     iou: np.ndarray,
     names: Mapping[int, str],
     min_confidence: float,
     found: Mapping[tuple[int, int], float],
-    evidence: _LossEvidence | None,
+    evidence: LossEvidence | None,
 ) -> list[BoxIssue]:
     """The most likely kind of error of each label box (none when it looks right)."""
     bins = size_bin(image.label_boxes)
@@ -552,15 +552,19 @@ def label_boxes(
 
 
 def image_score(
-    boxes: tuple[BoxIssue, ...], evidence: _LossEvidence | None, loss_weight: float
+    boxes: tuple[BoxIssue, ...], evidence: LossEvidence | None, loss_weight: float
 ) -> float:
-    """Noisy-or of the box scores, raised by the loss evidence (weight ``loss_weight``)."""
-    clean = float(np.prod([1.0 - b.score for b in boxes])) if boxes else 1.0
+    """The best box score, raised by the loss evidence (weight ``loss_weight``).
+
+    The maximum, not a noisy-or: an image with forty faint doubts (a weak model on a
+    busy street) should not outrank one clear error.
+    """
+    box = max((b.score for b in boxes), default=0.0)
     loss = 0.0 if evidence is None else evidence.strength()
-    return float(1.0 - clean * (1.0 - loss_weight * loss))
+    return float(1.0 - (1.0 - box) * (1.0 - loss_weight * loss))
 
 
-def image_reason(boxes: tuple[BoxIssue, ...], evidence: _LossEvidence | None) -> str:
+def image_reason(boxes: tuple[BoxIssue, ...], evidence: LossEvidence | None) -> str:
     counts = {k: sum(b.kind == k for b in boxes) for k in KINDS}
     text = (
         f"{len(boxes)} candidate box{'es' if len(boxes) != 1 else ''} ("
@@ -631,11 +635,11 @@ def rank_label_errors(
 
 
 def _image_issue(
-    image: _Image,
+    image: LabelledImage,
     names: Mapping[int, str],
     min_confidence: float,
     found: Mapping[tuple[int, int], float],
-    evidence: _LossEvidence | None,
+    evidence: LossEvidence | None,
     loss_weight: float,
 ) -> ImageLabelIssue:
     iou = box_iou(image.label_boxes, image.pred_boxes)
