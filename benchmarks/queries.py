@@ -207,8 +207,10 @@ def report(summary, info, split, flags, images) -> str:
             "are asked (offline:camvid, `topk`). Precision: share of queried pixels in the "
             "kept patches; recall: share of the queried pixels they cover. Scene: share of the "
             "classes present touched, and mean share of each class covered. The region "
-            "weights, the turn-taking of several objects and the near size were set while "
-            "looking at val (every 5th image). *best any K cells could do*: for each union "
+            "weights and the near size were set while looking at val (every 5th image); "
+            "several objects get fair shares, a rule with no tuned level, written after "
+            "seeing val's results with the turn-taking it replaced. *best any K cells could "
+            "do*: for each union "
             "query, an upper bound on the worse class's recall over its own query's that any "
             "K cells reach (each class covers at most its fullest cells; a cell holding both "
             "may serve both).",

@@ -45,6 +45,7 @@ from clusterlens.relevance import (
     WAYS,
     FixedBalancer,
 )
+from clusterlens.relevance.fair_share import fair_scores
 from clusterlens.relevance.query_parse import parse_query, region_mask
 from clusterlens.relevance.source import CellSpans, CouplingSource, EncoderCost
 
@@ -58,16 +59,6 @@ PARENT_CLUSTERS = 16
 #: no cell's score by more than 0.02 (each way lies in [0, 1]). The adaptive balancer
 #: gives information and salience 0.0001-0.0007 whenever a query matches.
 NEGLIGIBLE_WEIGHT = 0.01
-#: Several objects take turns: each object's cells whose coupling is at least this are
-#: ranked best first, and the i-th cell of every object scores alike, above every cell
-#: below this level (which keeps its coupling, halved). With a plain union (summed
-#: probabilities) a large, confident class fills the budget. Measured with offline:camvid
-#: on 21 CamVid val frames (every 5th), each asked for its two rarest classes (> 2% of
-#: the frame), recall of each class relative to its own query's at the same K:
-#: K = 64, summed: min 0.00 (sky took all: "sidewalk" 0.82 alone, 0.02 in the union),
-#: median 0.50; by turns: min 0.50, median 0.51. K = 144: min 0.59 -> 0.65, median 0.82
-#: -> 0.81. Two classes that each fill K alone can only share it.
-TURN_LEVEL = 0.5
 #: "Near X" reaches this share of the image's longer side around X (a first choice,
 #: not tuned: an eighth of a 480-px CamVid frame is 60 px, a car's length nearby).
 NEAR_SIZE = 0.125
@@ -179,7 +170,7 @@ def select_patches(
     patch_grid = PatchGrid.from_count(*rgb.shape[:2], grid)
     coupling = _Coupling.resolve(
         context, query, model, strategy, patch_grid, notes, cost, min_match,
-        refine=_cells_to_refine(strategy, budget, options),
+        refine=_cells_to_refine(strategy, budget, options), budget=budget,
     )  # fmt: skip
     combiner, skipped = _balancer(balancer, weights, context, coupling, notes)
     query_free = _query_free_ways(context, skipped, cost)
@@ -300,6 +291,7 @@ class _Coupling:
         self.near: tuple[str, ...] = ()  # the classes of the "near" reference objects
         self.source: CouplingSource | None = None
         self.refine = 0  # cells lazy-cascade will ask for at full settings
+        self.budget = 0  # patches the strategy keeps: sets each object's fair share
         self._before: EncoderCost | None = None
         self._timings: dict[str, float] = {}
         self._dense_map: np.ndarray | None = None
@@ -317,7 +309,7 @@ class _Coupling:
 
     @property
     def compound(self) -> bool:
-        """Unions by turns, negations, regions and surroundings combine whole maps, which
+        """Unions by fair shares, negations, regions and surroundings combine whole maps, which
         the lazy cells cannot."""
         return bool(self.negated or self.regions or self.near or len(self.groups) > 1)
 
@@ -333,11 +325,13 @@ class _Coupling:
         cost: dict[str, Any],
         min_match: float | None = None,
         refine: int = 0,
+        budget: int = 0,
     ) -> _Coupling:
         loaded = model if model is not None and not isinstance(model, str) else None
         name = getattr(loaded, "name", None) or model or DEFAULT_MODEL
         coupling = cls(name, strategy, grid)
         coupling.refine = refine
+        coupling.budget = budget if isinstance(budget, int) and budget > 0 else 0
         coupling.parse = parse_query(query)
         if not coupling._wants_model(query or "", notes):
             return coupling
@@ -523,26 +517,22 @@ class _Coupling:
         size = max(3, round(NEAR_SIZE * max(reference.shape)))
         return ndimage.maximum_filter(reference, size=size, mode="nearest")
 
-    def _by_turns(self) -> np.ndarray:
-        """The scorer's map for several objects: they take turns (see :data:`TURN_LEVEL`)."""
-        maps = [
-            self._less_negations_in_regions(
-                np.clip(self.source.coupling_map(group, "dense"), 0.0, 1.0)
-            )
+    def _fair_shares(self) -> np.ndarray:
+        """The scorer's map for several objects: each gets a fair share of the budget
+        (:mod:`clusterlens.relevance.fair_share`), ranked by the objects' masses."""
+        row_starts, row_ends, col_starts, col_ends = self.grid.spans()
+        cell_pixels = np.outer(row_ends - row_starts, col_ends - col_starts)
+        masses = [
+            self.grid.cell_means(
+                self._less_negations_in_regions(
+                    np.clip(self.source.coupling_map(group, "dense"), 0.0, 1.0)
+                )
+            )[0]
+            * cell_pixels
             for group in self.groups
         ]
-        cells = [self.grid.cell_means(coupling)[0] for coupling in maps]
-        score = np.max(cells, axis=0) * TURN_LEVEL  # below every object's confident cells
-        flat = score.reshape(-1)
-        for object_cells in cells:
-            values = object_cells.reshape(-1)
-            confident = np.flatnonzero(values >= TURN_LEVEL)
-            order = confident[np.argsort(-values[confident], kind="stable")]
-            # the i-th best confident cell of every object scores alike: 1 - i / (2 cells)
-            turns = 1.0 - np.arange(len(order)) / (2.0 * flat.size)
-            flat[order] = np.maximum(flat[order], turns)
-        rows, ends, cols, col_ends = self.grid.spans()
-        return np.repeat(np.repeat(score, ends - rows, axis=0), col_ends - cols, axis=1)
+        score = fair_scores(masses, min(self.budget, cell_pixels.size))
+        return np.repeat(np.repeat(score, row_ends - row_starts, axis=0), col_ends - col_starts, 1)
 
     def map_for_scorer(self, shape: tuple[int, int]) -> np.ndarray:
         """The coupling channel handed to ``allocate``: zeros when the lazy cascade asks
@@ -554,7 +544,7 @@ class _Coupling:
     def scorer_map(self) -> np.ndarray:
         """What cells are scored by: the dense map, or for several objects their turns."""
         if self._scorer_map is None:
-            self._scorer_map = self._by_turns() if len(self.groups) > 1 else self.dense_map()
+            self._scorer_map = self._fair_shares() if len(self.groups) > 1 else self.dense_map()
         return self._scorer_map
 
     def map_for_picture(self) -> np.ndarray:
