@@ -37,8 +37,11 @@ GROUP = {i: i // 8 for i in range(COUNT - 1)}  # cluster of each row; the outlie
 GROUP[5] = GROUP[2]  # the copy sits with its original
 
 
-def write_curation_catalog(path: Path) -> Path:
-    """The catalog described in the module docstring (image ids 1..24 hold rows 0..23)."""
+def write_curation_catalog(path: Path, with_maps: bool = False) -> Path:
+    """The catalog described in the module docstring (image ids 1..24 hold rows 0..23).
+
+    ``with_maps``: also store each vector as a (1, 4, 4) float16 bottleneck map.
+    """
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(3, 16)) * 4
     vectors = np.stack([centres[GROUP.get(i, 0)] + rng.normal(size=16) for i in range(COUNT)])
@@ -63,6 +66,8 @@ def write_curation_catalog(path: Path) -> Path:
                 losses["seg"] = 6.0
             records.append(ImageRecord(ids[str(entry[0])], vectors[i], [], _prediction(i), losses,
                                        _metrics(i, rng)))  # fmt: skip
+            if with_maps:  # a YOLO bottleneck map: the layout vector near_duplicates prefers
+                records[-1].features.append(("model.9", "map", vectors[i].reshape(1, 4, 4)))
             clip_records.append(ImageRecord(ids[str(entry[0])], vectors[i] * 2 + 1))
         store.write_batch(MODEL, run, records)
         store.write_batch(CLIP, clip_run, clip_records)
@@ -122,6 +127,17 @@ def test_other_pairs_are_not_flagged(store):
     assert [(_row(p.image_a), _row(p.image_b)) for p in flagged] == [COPY]
     candidates = duplicate_candidates(store, MODEL, k=3)
     assert len(candidates) > 10 and all(not p.agree for p in candidates[1:])
+
+
+def test_a_stored_bottleneck_map_is_the_layout_vector(tmp_path):
+    db = write_curation_catalog(tmp_path / "maps.db", with_maps=True)
+    with CatalogStore(db, readonly=True) as opened:
+        first = near_duplicates(opened, MODEL, top=1)[0]
+        pooled = near_duplicates(opened, MODEL, top=1, source="embedding")[0]
+        with pytest.raises(ValueError, match="no bottleneck maps"):
+            near_duplicates(opened, CLIP, source="map")
+    assert (_row(first.image_a), _row(first.image_b)) == COPY
+    assert first.reason.startswith("layout cosine") and pooled.reason.startswith("embedding")
 
 
 def test_symmetric_loss_distance_takes_the_larger_direction(store):

@@ -2,25 +2,32 @@
 
 Two signals, each made scale-free so one threshold works across models and data sets:
 
-- **embedding**: cosine distance ``1 - cos(a, b)`` of a model's embeddings, divided by
-  the catalog's *reference distance* -- the median, over images, of the distance to
-  their ``REFERENCE_RANK``-th nearest neighbour. A copy sits far closer to its original
-  than the fifth-nearest image does; a handful of injected copies barely moves that
-  median (a copy is only one neighbour out of five).
+- **embedding**: cosine distance ``1 - cos(a, b)`` between the images' vectors, centred
+  on the catalog's mean first. For a YOLO model that stored its bottleneck feature map
+  (``features`` kind ``map``) the vector is that whole map, flattened -- a *layout*
+  vector: it keeps where things are, which the pooled embedding averages away, and a
+  resized copy is letterboxed to the same grid as its original. Other models use their
+  ``embeddings`` row (``source="embedding"`` forces it).
 - **loss**: the catalog's asymmetric loss distance ``d(i, j)`` (``catalog distances``),
   summed over components and symmetrised as ``max(d(i, j), d(j, i))`` (both images must
-  explain each other; ``mean`` is the alternative), divided by the same kind of
-  reference: the median over images of their ``REFERENCE_RANK``-th smallest symmetric
-  loss distance. Only pairs in the ``distances`` table have it (all pairs, or the
-  embedding k-NN with ``--pairs knn:K``); a pair with one direction computed uses it.
+  explain each other; ``mean`` is the alternative). Only pairs in the ``distances``
+  table have it (all pairs, or each image's embedding k-NN with ``--pairs knn:K``); a
+  pair with one direction computed uses it.
 
-A pair is flagged by a signal when its ratio is at most that signal's threshold
-(:data:`EMBEDDING_RATIO`, :data:`LOSS_RATIO` by default). Candidates: each image's ``k`` nearest
-neighbours by embedding, plus every pair of the ``distances`` table.
+Each distance is divided by the *local scale* of the two images, ``sqrt(r_a r_b)``,
+where ``r`` is an image's distance to its ``REFERENCE_RANK``-th nearest neighbour (the
+self-tuning scale of Zelnik-Manor and Perona). A copy sits far closer to its original
+than the original's fifth neighbour; in a stretch of near-identical video frames every
+frame has close neighbours, so its scale is small too and only a pair much closer than
+the rest stands out. A pair is flagged by a signal when its ratio is at most the
+signal's threshold (:data:`EMBEDDING_RATIO`, :data:`LOSS_RATIO` by default).
+Candidates: each image's ``k`` nearest neighbours by the embedding signal, plus every
+pair of the ``distances`` table.
 
 Limits: the loss signal sees only what the detector detects (two empty road frames are
-"close"), and consecutive video frames are genuinely near-identical: both signals flag
-them as well as true copies.
+"close"); five or more near-identical frames of a stopped camera are one another's
+local scale, so they are flagged only when nearly identical (ratio near 0); the layout
+vector costs ``C x H x W`` floats per image in memory (192 x 10 x 10 at imgsz 320).
 """
 
 from __future__ import annotations
@@ -37,11 +44,12 @@ from clusterlens.catalog.curation import (
     pick_model,
     unit_embeddings,
 )
-from clusterlens.catalog.store import CatalogStore
+from clusterlens.catalog.store import CatalogStore, blob_to_array
 
 SIGNALS = ("embedding", "loss")
 SYMMETRIES = ("max", "mean")
-#: The neighbour rank whose distance sets each signal's scale (see the module docstring).
+SOURCES = ("auto", "map", "embedding")
+#: The neighbour rank whose distance sets an image's local scale (module docstring).
 REFERENCE_RANK = 5
 #: Default thresholds on the ratios (pair distance / reference distance). Provisional:
 #: to be replaced by those benchmarks/catalog_duplicates.py chooses on CamVid train.
@@ -104,15 +112,46 @@ def symmetric_loss_distances(
     return pairs
 
 
-def _reference(distances_per_image: dict[int, list[float]]) -> float:
-    """Median over images of their REFERENCE_RANK-th smallest distance (or largest known)."""
-    picks = [
-        sorted(values)[min(REFERENCE_RANK, len(values)) - 1]
-        for values in distances_per_image.values()
+def duplicate_vectors(
+    store: CatalogStore, model: str, source: str = "auto"
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(image ids, centred unit vectors, source used) for the embedding signal.
+
+    ``auto``: the bottleneck map when ``model`` stored one for every image, else the
+    ``embeddings`` rows. ``map`` insists on the map.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    rows = []
+    if source != "embedding":
+        rows = store.query(
+            "SELECT image_id, dtype, shape, data FROM features WHERE model = ? AND kind = 'map' "
+            "ORDER BY image_id",
+            (model,),
+        )
+        embedded = store.query("SELECT COUNT(*) FROM embeddings WHERE model = ?", (model,))[0][0]
+        shapes = {shape for _, _, shape, _ in rows}
+        if source == "map" and (not rows or len(shapes) > 1):
+            raise ValueError(f"{model!r} has no bottleneck maps of one shape in {store.path}")
+        if len(rows) != embedded or len(shapes) != 1:
+            rows = []  # part of the images, or mixed sizes: not comparable, use embeddings
+    if not rows:
+        ids, vectors = unit_embeddings(store, model)
+        return ids, vectors, "embedding"
+    ids = np.array([row[0] for row in rows], dtype=np.int64)
+    maps = np.stack([blob_to_array(*row[1:]).astype(np.float32).ravel() for row in rows])
+    maps -= maps.mean(axis=0)
+    maps /= np.maximum(np.linalg.norm(maps, axis=1, keepdims=True), 1e-12)
+    return ids, np.ascontiguousarray(maps), "map"
+
+
+def _local_scales(distances_per_image: dict[int, list[float]]) -> dict[int, float]:
+    """Image id -> its REFERENCE_RANK-th smallest distance (or its largest known)."""
+    return {
+        image_id: max(sorted(values)[min(REFERENCE_RANK, len(values)) - 1], 1e-12)
+        for image_id, values in distances_per_image.items()
         if values
-    ]
-    reference = float(np.median(picks)) if picks else 0.0
-    return reference if reference > 0 else 1e-12
+    }
 
 
 def duplicate_candidates(
@@ -122,12 +161,13 @@ def duplicate_candidates(
     symmetric: str = "max",
     embedding_ratio: float = EMBEDDING_RATIO,
     loss_ratio: float = LOSS_RATIO,
+    source: str = "auto",
 ) -> list[DuplicatePair]:
     """Every candidate pair with both signals, unfiltered, closest first.
 
-    Candidates are each image's ``k`` nearest neighbours by embedding plus every pair
-    with a loss distance. Used by :func:`near_duplicates` and by the benchmark, which
-    sweeps thresholds over these ratios.
+    Candidates are each image's ``k`` nearest neighbours by the embedding signal plus
+    every pair with a loss distance. Used by :func:`near_duplicates` and by the
+    benchmark, which sweeps thresholds over these ratios.
 
     Raises:
         ValueError: no embeddings, fewer than 2 images, or ``k`` < 1.
@@ -135,13 +175,13 @@ def duplicate_candidates(
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     model = pick_model(store, model)
-    ids, vectors = unit_embeddings(store, model)
+    ids, vectors, used = duplicate_vectors(store, model, source)
     if len(ids) < 2:
         raise ValueError(f"near-duplicates need at least 2 images, got {len(ids)}")
     sims, rows = nearest_neighbours(vectors, max(k, REFERENCE_RANK))
     row_of = {int(image_id): row for row, image_id in enumerate(ids)}
-    embedding_reference = float(np.median(1.0 - sims[:, min(REFERENCE_RANK, sims.shape[1]) - 1]))
-    embedding_reference = max(embedding_reference, 1e-12)
+    rank = min(REFERENCE_RANK, sims.shape[1]) - 1
+    embedding_scale = np.maximum(1.0 - sims[:, rank], 1e-12)
     # without predictions every loss distance is the same: the signal would be noise
     usable = loss_signal_note(store, model) is None
     losses = symmetric_loss_distances(store, model, symmetric) if usable else {}
@@ -149,7 +189,7 @@ def duplicate_candidates(
     for (i, j), value in losses.items():
         per_image.setdefault(i, []).append(value)
         per_image.setdefault(j, []).append(value)
-    loss_reference = _reference(per_image)
+    loss_scale = _local_scales(per_image)
     keys = {
         (min(int(ids[r]), int(ids[c])), max(int(ids[r]), int(ids[c])))
         for r in range(len(ids))
@@ -159,24 +199,27 @@ def duplicate_candidates(
     thresholds = {"embedding": embedding_ratio, "loss": loss_ratio}
     pairs = []
     for a, b in keys:
-        cosine = float(vectors[row_of[a]] @ vectors[row_of[b]])
+        ra, rb = row_of[a], row_of[b]
+        cosine = float(vectors[ra] @ vectors[rb])
         loss = losses.get((a, b))
+        local = float(np.sqrt(embedding_scale[ra] * embedding_scale[rb]))
         ratios = {
-            "embedding": max(0.0, 1.0 - cosine) / embedding_reference,
-            "loss": None if loss is None else loss / loss_reference,
+            "embedding": max(0.0, 1.0 - cosine) / local,
+            "loss": None if loss is None else loss / float(np.sqrt(loss_scale[a] * loss_scale[b])),
         }
-        pairs.append(_pair(a, b, paths, cosine, loss, ratios, thresholds))
+        pairs.append(_pair(a, b, paths, cosine, loss, ratios, thresholds, used))
     return sorted(pairs, key=lambda p: (-len(p.agree), p.score, p.image_a, p.image_b))
 
 
-def _pair(a, b, paths, cosine, loss, ratios, thresholds) -> DuplicatePair:
+def _pair(a, b, paths, cosine, loss, ratios, thresholds, source) -> DuplicatePair:
     agree = tuple(
         name for name in SIGNALS if ratios[name] is not None and ratios[name] <= thresholds[name]
     )
     available = [value for value in ratios.values() if value is not None]
-    parts = [f"cosine {cosine:.4f} ({ratios['embedding']:.2f}x the reference distance)"]
+    vector = "layout" if source == "map" else "embedding"
+    parts = [f"{vector} cosine {cosine:.4f} ({ratios['embedding']:.2f}x the local scale)"]
     if loss is not None:
-        parts.append(f"loss distance {loss:.3g} ({ratios['loss']:.2f}x the reference)")
+        parts.append(f"loss distance {loss:.3g} ({ratios['loss']:.2f}x the local scale)")
     verdict = " and ".join(agree) + (" agree" if len(agree) > 1 else " flags it") if agree else ""
     reason = "; ".join(parts) + (f": {verdict}" if verdict else ": no signal under its threshold")
     return DuplicatePair(
@@ -193,11 +236,12 @@ def near_duplicates(
     symmetric: str = "max",
     embedding_ratio: float = EMBEDDING_RATIO,
     loss_ratio: float = LOSS_RATIO,
+    source: str = "auto",
 ) -> list[DuplicatePair]:
     """The ``top`` pairs flagged by at least one signal: pairs where both signals agree
     first, then by score (lower first), ties by image ids."""
     top = check_top(top)
-    pairs = duplicate_candidates(store, model, k, symmetric, embedding_ratio, loss_ratio)
+    pairs = duplicate_candidates(store, model, k, symmetric, embedding_ratio, loss_ratio, source)
     return [pair for pair in pairs if pair.agree][:top]
 
 
