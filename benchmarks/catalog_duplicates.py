@@ -200,8 +200,12 @@ def evaluate(pairs: PairScores, order: dict, method: str, thresholds) -> dict:
     false = [pairs.keys[i] for i in np.flatnonzero(flagged & ~pairs.truth)]
     gaps = [frame_gap(a, b, order) for a, b in false]
     consecutive = sum(1 for gap in gaps if gap is not None and gap <= GAP)
+    signals = ("layout", "loss") if method == "layout and loss" else (method,)
+    scored = np.logical_and.reduce([np.isfinite(pairs.values[name]) for name in signals])
     return {
         "thresholds": list(thresholds),
+        "injected_pairs_scored": int((scored & pairs.truth).sum()),
+        "injected_pairs": int(pairs.truth.sum()),
         "precision": precision,
         "recall": recall,
         "f1": f1,
@@ -219,7 +223,9 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.3, help="share of frames copied")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--imgsz", type=int, default=320)
-    parser.add_argument("--knn", type=int, default=10, help="embedding neighbours per image")
+    parser.add_argument(
+        "--knn", type=int, default=20, help="neighbours per image (candidates, loss pairs)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "catalog-duplicates")
     parser.add_argument("--note", default="", help="what the model is (checkpoint, epoch)")
     parser.add_argument(
@@ -275,7 +281,7 @@ def main() -> None:
 def table_row(method: str, result: dict) -> list[object]:
     val, train = result["val"], result["train"]
     if not np.isfinite(val["thresholds"]).all():
-        return [method, "n/a: no pair has this signal", "-", "-", "-", "-", "-"]
+        return [method, "n/a: no pair has this signal", "-", "-", "-", "-", "-", "-"]
     thresholds = ", ".join(f"{t:.3g}" for t in val["thresholds"])
     consecutive = (
         f"{val['false_positives_consecutive']} of {val['false_positives']}"
@@ -289,6 +295,7 @@ def table_row(method: str, result: dict) -> list[object]:
         f"{val['precision']:.3f}",
         f"{val['recall']:.3f}",
         f"{val['true_positives']} / {val['flagged']}",
+        f"{val['injected_pairs_scored']} / {val['injected_pairs']}",
         consecutive,
     ]
 
@@ -301,6 +308,7 @@ def report_markdown(rows: list[list[object]], payload: dict) -> str:
         "val precision",
         "val recall",
         "val true / flagged",
+        "val injected pairs scored",
         "val false positives that are consecutive frames",
     ]
     splits = payload["splits"]
