@@ -14,12 +14,13 @@ Two signals, each made scale-free so one threshold works across models and data 
   table have it (all pairs, or each image's embedding k-NN with ``--pairs knn:K``); a
   pair with one direction computed uses it.
 
-Each distance is divided by the *local scale* of the two images, ``sqrt(r_a r_b)``,
-where ``r`` is an image's distance to its ``REFERENCE_RANK``-th nearest neighbour (the
-self-tuning scale of Zelnik-Manor and Perona). A copy sits far closer to its original
-than the original's fifth neighbour; in a stretch of near-identical video frames every
-frame has close neighbours, so its scale is small too and only a pair much closer than
-the rest stands out. A pair is flagged by a signal when its ratio is at most the
+Each distance is divided by the *local scale* of the pair, ``min(r_a, r_b)``, where
+``r`` is an image's distance to its ``REFERENCE_RANK``-th nearest neighbour (after the
+self-tuning scale of Zelnik-Manor and Perona; the smaller of the two, so an image far
+from everything does not make its pairs look close). A copy sits far closer to its
+original than either image's fifth neighbour; in a stretch of near-identical video
+frames every frame has close neighbours, so its scale is small too and only a pair much
+closer than the rest stands out. A pair is flagged by a signal when its ratio is at most the
 signal's threshold (:data:`EMBEDDING_RATIO`, :data:`LOSS_RATIO` by default).
 Candidates: each image's ``k`` nearest neighbours by the embedding signal, plus every
 pair of the ``distances`` table.
@@ -202,10 +203,10 @@ def duplicate_candidates(
         ra, rb = row_of[a], row_of[b]
         cosine = float(vectors[ra] @ vectors[rb])
         loss = losses.get((a, b))
-        local = float(np.sqrt(embedding_scale[ra] * embedding_scale[rb]))
+        local = float(min(embedding_scale[ra], embedding_scale[rb]))
         ratios = {
             "embedding": max(0.0, 1.0 - cosine) / local,
-            "loss": None if loss is None else loss / float(np.sqrt(loss_scale[a] * loss_scale[b])),
+            "loss": None if loss is None else loss / min(loss_scale[a], loss_scale[b]),
         }
         pairs.append(_pair(a, b, paths, cosine, loss, ratios, thresholds, used))
     return sorted(pairs, key=lambda p: (-len(p.agree), p.score, p.image_a, p.image_b))
