@@ -64,6 +64,7 @@ def make_split(derived: Path, split: str, out: Path, fraction: float, seed: int)
         shutil.rmtree(out)
     images.mkdir(parents=True)
     labels.mkdir(parents=True)
+    shutil.copyfile(derived / "data.yaml", out / "data.yaml")  # class names for the rankings
     originals = sorted((derived / "images" / split).glob("*.png"))
     rng = np.random.default_rng(seed)
     chosen = set(rng.choice(len(originals), round(fraction * len(originals)), replace=False))

@@ -415,11 +415,9 @@ def _groups(
 
 
 def _class_groups(store: CatalogStore, model: str, image_ids: set[int]) -> dict[str, list[int]]:
-    names = dict(
-        store.query(
-            "SELECT DISTINCT class_id, class_name FROM predictions WHERE model = ?", (model,)
-        )
-    )
+    from clusterlens.catalog.label_errors import class_names
+
+    names = class_names(store, model)  # predictions' names, completed by data.yaml
     groups: dict[str, list[int]] = {}
     for image_id, label_path in store.query("SELECT id, label_path FROM images"):
         if image_id not in image_ids:

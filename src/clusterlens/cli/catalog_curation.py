@@ -172,7 +172,8 @@ def select(
                 "selected": [item.to_json() for item in picked],
             }
         )
-    elif out is None:
+        return
+    if out is None:
         typer.echo(lines, nl=False)
     where = f" -> {out}" if out is not None else ""
     _say(f"{strategy}: {len(picked)} of budget {budget} images picked from {db}{where}")
