@@ -108,6 +108,12 @@ def _check_safe_export(run: DetectorRun, dataset: Path) -> None:
     about = json.loads(run.safe_checkpoint.with_suffix(".json").read_text())
     assert about["epochs"] == 2 and about["parameters"] == 1_980_271
     assert about["train_time_s"] > 0 and about["val_final"] == run.metrics
+    # a kill between the two writes: the next call writes the JSON, keeps the checkpoint
+    written = run.safe_checkpoint.stat().st_mtime_ns
+    run.safe_checkpoint.with_suffix(".json").unlink()
+    assert export_safe(run) == run.safe_checkpoint
+    assert json.loads(run.safe_checkpoint.with_suffix(".json").read_text()) == about
+    assert run.safe_checkpoint.stat().st_mtime_ns == written
     measured = validate_detector(run.safe_checkpoint, dataset / "data.yaml", imgsz=64)
     for key in ("metrics/mAP50(B)", "metrics/mAP50-95(M)", "per_class/Car/mAP50(M)"):
         assert measured[key] == pytest.approx(run.metrics[key], abs=1e-6), key

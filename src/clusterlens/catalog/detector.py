@@ -196,8 +196,8 @@ def train_detector(
 def export_safe(run: DetectorRun) -> Path:
     """Write ``best.pt`` of a finished run in the safe YOLO format, plus its metadata JSON.
 
-    Returns ``run.safe_checkpoint``; an existing export is kept (a finished run's
-    ``best.pt`` no longer changes).
+    Returns ``run.safe_checkpoint``; existing files are kept (a finished run's
+    ``best.pt`` no longer changes), a missing one is written.
 
     Raises:
         ValueError: the run is not finished, or ``best.pt`` is missing or is not the
@@ -205,21 +205,22 @@ def export_safe(run: DetectorRun) -> Path:
     """
     from clusterlens.models.yolo_checkpoint import convert_ultralytics_checkpoint
 
-    if run.safe_checkpoint.is_file():
-        return run.safe_checkpoint
     if not run.finished:
         raise ValueError(f"the run in {run.out} has not finished; nothing to export yet")
-    if not run.best.is_file() or (
-        run.best_sha256 is not None and _sha256(run.best) != run.best_sha256
-    ):
-        raise ValueError(
-            f"{run.best} is missing or is not the checkpoint this run's training left "
-            f"(SHA-256 differs from {STATE}); it will not be unpickled"
-        )
-    about = {"imgsz": int(run.settings["imgsz"]), "epochs": run.epochs_done}
-    # trust_source: the file is this run's own output, checked against its recorded hash
-    convert_ultralytics_checkpoint(run.best, run.safe_checkpoint, trust_source=True, metadata=about)
-    _write_json(run.safe_checkpoint.with_suffix(".json"), export_metadata(run))
+    if not run.safe_checkpoint.is_file():
+        if not run.best.is_file() or (
+            run.best_sha256 is not None and _sha256(run.best) != run.best_sha256
+        ):
+            raise ValueError(
+                f"{run.best} is missing or is not the checkpoint this run's training left "
+                f"(SHA-256 differs from {STATE}); it will not be unpickled"
+            )
+        about = {"imgsz": int(run.settings["imgsz"]), "epochs": run.epochs_done}
+        # trust_source: the file is this run's own output, checked against its recorded hash
+        convert_ultralytics_checkpoint(run.best, run.safe_checkpoint, True, metadata=about)
+    metadata = run.safe_checkpoint.with_suffix(".json")
+    if not metadata.is_file():  # also after a kill between the two writes
+        _write_json(metadata, export_metadata(run))
     return run.safe_checkpoint
 
 
