@@ -27,6 +27,13 @@ from clusterlens.app.catalog import (  # noqa: E402
     open_catalog,
     sorted_grid,
 )
+from clusterlens.app.catalog_problems import (  # noqa: E402
+    DEFAULT_TOP,
+    MAX_TOP,
+    SECTIONS,
+    problem_detail,
+    problem_grid,
+)
 from clusterlens.app.handlers import (  # noqa: E402
     ACCOUNTING_HEADERS,
     MODELS,
@@ -342,9 +349,17 @@ def _catalog_tab(app: gr.Blocks, view: CatalogView | None, problem: str) -> None
     if view is None:
         gr.Markdown(problem, elem_id="catalog-message")
         return
+    gr.Markdown(f"Catalog `{view.db}` ({len(view.paths)} images), opened read-only.")
+    with gr.Tabs():
+        with gr.Tab("Browse"):
+            _catalog_browse(app, view)
+        with gr.Tab("Problems") as problems_tab:
+            _problems_view(problems_tab, view)
+
+
+def _catalog_browse(app: gr.Blocks, view: CatalogView) -> None:
     clusterings = [clustering.label for clustering in view.clusterings()]
     models = view.yolo_models()
-    gr.Markdown(f"Catalog `{view.db}` ({len(view.paths)} images), opened read-only.")
     message = gr.Markdown(elem_id="catalog-message")
     with gr.Row():
         with gr.Column(scale=1):
@@ -433,6 +448,56 @@ def _catalog_tab(app: gr.Blocks, view: CatalogView | None, problem: str) -> None
         [sizes, cluster, ranked, ranked_ids, message],
         api_name=False,
     )
+
+
+def _problems_view(tab: gr.Tab, view: CatalogView) -> None:
+    """The rankings of ``clusterlens catalog issues`` as thumbnails; a click shows why."""
+    models = view.yolo_models()
+    with gr.Row():
+        section = gr.Radio(
+            [(title, name) for name, title in SECTIONS.items()],
+            value="label_errors",
+            label="ranking",
+            elem_id="problem-section",
+            scale=3,
+        )
+        model = gr.Dropdown(models, value=models[0] if models else None, label="YOLO model")
+        top = gr.Slider(1, MAX_TOP, value=DEFAULT_TOP, step=1, label="top N", elem_id="problem-top")
+    message = gr.Markdown(elem_id="problem-message")
+    grid = gr.Gallery(
+        label="ranked, best first (click one)", columns=8, height=260, elem_id="problem-grid",
+        **THUMBS,
+    )  # fmt: skip
+    with gr.Row():
+        picture = gr.Image(label="the problem", elem_id="problem-image", **PICTURE)
+        detail = gr.Markdown(elem_id="problem-detail")
+    near = gr.Gallery(
+        label="the images it is compared with (its nearest by the model's embedding)",
+        columns=8, height=250, elem_id="problem-near", **THUMBS,
+    )  # fmt: skip
+    ranked = gr.State([])  # the ranked items of this session, for the click
+
+    def rank(name, chosen, count) -> Any:
+        items, found, line = problem_grid(view, name, chosen, int(count), empty=([], []))
+        _warn(line)
+        return items, found, line, None, "", []  # the old detail belongs to the old ranking
+
+    def show(found, evt: gr.SelectData) -> Any:
+        if evt.index is None or evt.index >= len(found):
+            return None, [], ""
+        return problem_detail(view, found[evt.index], empty=(None, []))
+
+    def first_rank(found, name, chosen, count) -> Any:
+        # coming back to the view keeps what it showed (and the click's detail)
+        return [gr.skip()] * len(rank_out) if found else rank(name, chosen, count)
+
+    rank_in, rank_out = [section, model, top], [grid, ranked, message, picture, detail, near]
+    # ranked when the view is first opened, not when the page loads: ranking a large
+    # catalog takes seconds, and most visits never open this view
+    tab.select(first_rank, [ranked, *rank_in], rank_out, api_name=False)
+    for control in (section, model, top):
+        control.input(rank, rank_in, rank_out, api_name=False, trigger_mode="always_last")
+    grid.select(show, ranked, [picture, near, detail], api_name=False)
 
 
 def launch(
