@@ -235,8 +235,9 @@ def test_a_catalog_without_labels_shows_the_rankings_message(tiny_catalog):
 def test_bad_requests_are_messages(view):
     *_, message = problem_grid(view, "typos", MODEL, 5, empty=([], []))
     assert "no ranking 'typos'" in message
-    *_, message = problem_grid(view, "hard_images", MODEL, 0, empty=([], []))
-    assert "--top must be a positive whole number" in message
+    for top in (0, 101):
+        *_, message = problem_grid(view, "hard_images", MODEL, top, empty=([], []))
+        assert f"top N must be a whole number from 1 to 100, got {top}" in message
     *_, message = problem_grid(view, "outliers", None, 5, empty=([], []))
     assert "holds no YOLO model" in message
     *_, message = problem_grid(None, "outliers", MODEL, 5, empty=([], []))

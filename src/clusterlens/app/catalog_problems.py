@@ -75,13 +75,16 @@ def rank_problems(view: CatalogView, section: str, model: str, top: int) -> list
     """The ``top`` items of one ranking of ``model``, best first.
 
     Raises:
-        ValueError: an unknown section, a bad ``top``, or a catalog that cannot feed
-            the ranking (the ranking's own message: what is missing, what to run).
+        ValueError: an unknown section, ``top`` outside 1..:data:`MAX_TOP`, or a
+            catalog that cannot feed the ranking (the ranking's own message: what is
+            missing, what to run).
     """
     if section not in SECTIONS:
         raise ValueError(f"no ranking {section!r}; choose one of {', '.join(SECTIONS)}")
     if not model:
         raise ValueError("the catalog holds no YOLO model: build one with a yolo: model")
+    if not 1 <= int(top) <= MAX_TOP:  # each item is a thumbnail sent to the page
+        raise ValueError(f"top N must be a whole number from 1 to {MAX_TOP}, got {top!r}")
     with CatalogStore(view.db, readonly=True) as store:
         return _RANKERS[section](store, model, int(top))
 
