@@ -318,3 +318,17 @@ def test_contact_sheet_draws_the_candidates_small(tmp_path):
     assert out.stat().st_size < 400_000
     with pytest.raises(ValueError, match="no label issues"):
         save_label_issue_sheet([], tmp_path / "empty.png")
+
+
+def test_a_missing_object_in_a_crowd_is_still_missing(tmp_path):
+    """The dropped pedestrian's box overlaps its neighbours' labels (IoU >= 0.1), but
+    those are matched by their own predictions: it is still reported missing."""
+    crowd = [(1, (20, 20, 40, 80)), (1, (32, 20, 52, 80)), (1, (44, 20, 64, 80))]
+    labels = [list(crowd) for _ in range(12)]
+    predictions = _good_predictions(labels)
+    labels[3] = [crowd[0], crowd[2]]  # the middle one dropped
+    db = make_catalog(tmp_path, labels, predictions)
+    first = rank_label_errors(db, MODEL)[0]
+    assert first.path.endswith("im03.png")
+    assert [(b.kind, b.prediction_rank) for b in first.boxes] == [("missing", 1)]
+    assert "match other predictions" in first.boxes[0].reason

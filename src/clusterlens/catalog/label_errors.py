@@ -3,9 +3,10 @@
 A YOLO model's stored predictions are compared with each image's label file
 (``images.label_path``), box by box, with box IoU:
 
-- ``missing`` -- a confident prediction that no label touches (IoU < :data:`TOUCH_IOU`)
-  and that does not lie inside a label of its own class (a merged instance, e.g. a row
-  of parked cars labelled as one);
+- ``missing`` -- a confident prediction that no label accounts for: it covers no label
+  (IoU < :data:`GOOD_IOU`), is not the best match of a label it touches, and does not
+  lie inside a label of its own class (a merged instance, e.g. a row of parked cars
+  labelled as one);
 - ``spurious`` -- a label that no prediction supports; scaled by how often the model
   finds labels of that class and size elsewhere in the data set (a missed 4-pixel pole
   is no surprise, a missed car is);
@@ -411,18 +412,28 @@ def missing_boxes(
     min_confidence: float,
     evidence: LossEvidence | None,
 ) -> list[BoxIssue]:
-    """Confident predictions no label touches (one per object: overlapping ones merged)."""
+    """Confident predictions no label accounts for (one per object: overlaps merged).
+
+    A prediction is accounted for when it covers a label (IoU >= GOOD_IOU), is the
+    best match of a label it touches (then that label's own kinds apply), or lies
+    inside a label of its class. In a crowd a missed pedestrian's box may touch its
+    neighbours' labels: those are matched by their own predictions, so it still counts.
+    """
     inside = _intersection(image.pred_boxes, image.label_boxes) / np.maximum(
         _area(image.pred_boxes)[:, None], 1e-12
     )
     same = image.pred_classes[:, None] == image.label_classes[None, :]
     part_of_label = ((inside >= INSIDE_SHARE) & same).any(axis=1)
     best = iou.max(axis=0) if len(iou) else np.zeros(len(image.pred_conf))
+    claimed = np.zeros(len(image.pred_conf), dtype=bool)
+    if iou.size:
+        matched = iou.argmax(axis=1)
+        claimed[matched[iou.max(axis=1) >= TOUCH_IOU]] = True
     taken: list[np.ndarray] = []
     issues = []
     for p in np.argsort(-image.pred_conf):
         conf = float(image.pred_conf[p])
-        if conf < min_confidence or best[p] >= TOUCH_IOU or part_of_label[p]:
+        if conf < min_confidence or best[p] >= GOOD_IOU or claimed[p] or part_of_label[p]:
             continue
         box = image.pred_boxes[p]
         if taken and box_iou(box[None], np.stack(taken)).max() >= GOOD_IOU:
@@ -432,15 +443,22 @@ def missing_boxes(
         issues.append(
             BoxIssue(
                 kind="missing",
-                score=conf,
+                score=conf * (1.0 - float(best[p])),
                 label_index=None,
                 prediction_rank=int(image.pred_ranks[p]),
                 class_name=name,
                 box=_box(box),
                 reason=(
                     f"{name} predicted at confidence {conf:.2f} (prediction "
-                    f"{int(image.pred_ranks[p])}) but no label touches it (best IoU "
-                    f"{float(best[p]):.2f})" + _loss_note(evidence, "missing")
+                    f"{int(image.pred_ranks[p])}) but no label accounts for it ("
+                    + (
+                        "none touches it"
+                        if best[p] < TOUCH_IOU
+                        else f"the labels it overlaps, best IoU {best[p]:.2f}, match other "
+                        "predictions"
+                    )
+                    + ")"
+                    + _loss_note(evidence, "missing")
                 ),
             )
         )
