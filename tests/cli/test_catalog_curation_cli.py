@@ -159,3 +159,27 @@ def test_a_section_without_its_data_says_why(app, db):
     assert sections["hard_images"]["items"] == []
     assert "no losses" in sections["hard_images"]["note"]
     assert sections["outliers"]["items"][0]["image_id"] - 1 == fixture.OUTLIER
+
+
+@pytest.mark.slow
+def test_a_copied_image_is_the_first_duplicate_of_a_real_yolo_catalog(app, tmp_path):
+    """End to end: a YOLO build (random-init architecture) and its loss distances."""
+    import shutil
+
+    from clusterlens.catalog.synthetic import make_shapes_dataset
+
+    data = make_shapes_dataset(tmp_path / "shapes", count=8)
+    shutil.copyfile(data / "images" / "shape_003.png", data / "images" / "zz_copy.png")
+    shutil.copyfile(data / "labels" / "shape_003.txt", data / "labels" / "zz_copy.txt")
+    db = str(tmp_path / "catalog.db")
+    yolo = ["--imgsz", "64", "--conf", "0", "--max-det", "3"]
+    build = ["catalog", "build", str(data), "--model", "yolo:yolov8n-seg.yaml", "--db", db]
+    assert runner.invoke(app, [*build, *yolo]).exit_code == 0
+    assert (
+        runner.invoke(app, ["catalog", "distances", "--db", db, "--pairs", "knn:4"]).exit_code == 0
+    )
+    out = _json(runner.invoke(app, ["catalog", "issues", "--db", db, "--top", "2", "--json"]))
+    first = out["sections"]["near_duplicates"]["items"][0]
+    names = {Path(first["path_a"]).name, Path(first["path_b"]).name}
+    assert names == {"shape_003.png", "zz_copy.png"}
+    assert "embedding" in first["agree"] and first["reason"].startswith("embedding cosine 1.0000")

@@ -63,9 +63,10 @@ class DuplicatePair:
     """Two images that look like copies of each other (``image_a`` < ``image_b``).
 
     ``embedding_ratio`` / ``loss_ratio``: the pair's distance over the signal's
-    reference distance (lower is closer; ``None``: signal not available for the pair).
-    ``agree``: the signals whose ratio is under their threshold. ``score``: the mean of
-    the available ratios (lower is more duplicate-like).
+    local scale (lower is closer; ``None``: signal not available for the pair).
+    ``agree``: the signals whose ratio is under their threshold. ``score``: the smallest
+    ratio among them (among all available ratios when none agrees); lower is more
+    duplicate-like, so an exact copy scores 0 whatever the other signal says.
     """
 
     image_a: int
@@ -136,11 +137,16 @@ def duplicate_vectors(
             raise ValueError(f"{model!r} has no bottleneck maps of one shape in {store.path}")
         if len(rows) != embedded or len(shapes) != 1:
             rows = []  # part of the images, or mixed sizes: not comparable, use embeddings
+    if rows:
+        maps = np.stack([blob_to_array(*row[1:]).astype(np.float32).ravel() for row in rows])
+    if rows and not np.ptp(maps, axis=0).any():  # every map the same (e.g. all zeros)
+        if source == "map":
+            raise ValueError(f"the bottleneck maps of {model!r} are the same for every image")
+        rows = []  # they tell no image apart: the pooled embedding may still
     if not rows:
         ids, vectors = unit_embeddings(store, model)
         return ids, vectors, "embedding"
     ids = np.array([row[0] for row in rows], dtype=np.int64)
-    maps = np.stack([blob_to_array(*row[1:]).astype(np.float32).ravel() for row in rows])
     maps -= maps.mean(axis=0)
     maps /= np.maximum(np.linalg.norm(maps, axis=1, keepdims=True), 1e-12)
     return ids, np.ascontiguousarray(maps), "map"
@@ -216,7 +222,7 @@ def _pair(a, b, paths, cosine, loss, ratios, thresholds, source) -> DuplicatePai
     agree = tuple(
         name for name in SIGNALS if ratios[name] is not None and ratios[name] <= thresholds[name]
     )
-    available = [value for value in ratios.values() if value is not None]
+    evidence = [ratios[name] for name in agree] or [v for v in ratios.values() if v is not None]
     vector = "layout" if source == "map" else "embedding"
     parts = [f"{vector} cosine {cosine:.4f} ({ratios['embedding']:.2f}x the local scale)"]
     if loss is not None:
@@ -225,7 +231,7 @@ def _pair(a, b, paths, cosine, loss, ratios, thresholds, source) -> DuplicatePai
     reason = "; ".join(parts) + (f": {verdict}" if verdict else ": no signal under its threshold")
     return DuplicatePair(
         a, b, paths[a], paths[b], cosine, ratios["embedding"], loss, ratios["loss"],
-        agree, float(np.mean(available)), reason,
+        agree, float(min(evidence)), reason,
     )  # fmt: skip
 
 
