@@ -263,13 +263,14 @@ def open_catalog(db: str | Path | None) -> tuple[CatalogView | None, str]:
 # Each returns plain values and a message last; a catalog error becomes that message.
 
 
-def _guarded(what: str):
-    """Turn a catalog error into ('⚠️ message') in the result's last place; a bug too,
+def guarded(what: str):
+    """Decorator for page handlers (the problems view uses it too): turn a catalog
+    error into ('⚠️ message') in the result's last place; a bug too,
     logged with its trace, so the server never falls over."""
 
     def wrap(function):
         @functools.wraps(function)
-        def guarded(view: CatalogView | None, *args: Any, empty: tuple = (), **kwargs: Any):
+        def call(view: CatalogView | None, *args: Any, empty: tuple = (), **kwargs: Any):
             if view is None:
                 return (*empty, "⚠️ no catalog is open (start the app with --catalog DB)")
             try:
@@ -280,12 +281,12 @@ def _guarded(what: str):
                 log.exception("catalog %s failed", what)
                 return (*empty, f"⚠️ internal error ({type(error).__name__}: {error})")
 
-        return guarded
+        return call
 
     return wrap
 
 
-@_guarded("cluster sizes")
+@guarded("cluster sizes")
 def cluster_overview(view: CatalogView, label: str) -> tuple[list[list[int]], list[int], str]:
     """Rows [cluster, images] of a clustering, the cluster ids, and a summary line."""
     sizes = view.cluster_sizes(view.clustering(label))
@@ -293,7 +294,7 @@ def cluster_overview(view: CatalogView, label: str) -> tuple[list[list[int]], li
     return sizes, [cluster for cluster, _ in sizes], f"{len(sizes)} clusters, {total} images"
 
 
-@_guarded("cluster images")
+@guarded("cluster images")
 def cluster_grid(
     view: CatalogView, label: str, cluster: int
 ) -> tuple[list[tuple[np.ndarray, str]], list[int], str]:
@@ -306,7 +307,7 @@ def cluster_grid(
     return items, shown_ids, f"cluster {cluster}: {len(members)} images{more}"
 
 
-@_guarded("sorting")
+@guarded("sorting")
 def sorted_grid(
     view: CatalogView, model: str, key: str, descending: bool
 ) -> tuple[list[tuple[np.ndarray, str]], list[int], str]:
@@ -319,7 +320,7 @@ def sorted_grid(
     return items, shown_ids, f"{len(ranked)} images with {key}, {order} first"
 
 
-@_guarded("image")
+@guarded("image")
 def image_detail(
     view: CatalogView, image_id: int, model: str, component: str = "total"
 ) -> tuple[np.ndarray, list[list[Any]], list, list, str]:

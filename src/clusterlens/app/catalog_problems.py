@@ -28,7 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from clusterlens.app.catalog import DETAIL_SIDE, CatalogView, _guarded
+from clusterlens.app.catalog import DETAIL_SIDE, CatalogView, guarded
 from clusterlens.catalog.curation import HardImage, Outlier, hard_images, outliers
 from clusterlens.catalog.label_errors import (
     DEFAULT_MIN_CONFIDENCE,
@@ -135,7 +135,7 @@ def section_note(view: CatalogView, section: str, model: str) -> str:
 # ---------------------------------------------------------------------- the grid
 
 
-@_guarded("problems")
+@guarded("problems")
 def problem_grid(
     view: CatalogView, section: str, model: str, top: int
 ) -> tuple[list[tuple[np.ndarray, str]], list[Any], str]:
@@ -198,7 +198,7 @@ def _fit(picture: np.ndarray, side: int = DETAIL_SIDE) -> np.ndarray:
 # ---------------------------------------------------------------------- one item
 
 
-@_guarded("problem")
+@guarded("problem")
 def problem_detail(
     view: CatalogView, item: Any
 ) -> tuple[np.ndarray, list[tuple[np.ndarray, str]], str]:
