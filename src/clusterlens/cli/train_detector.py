@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
 from clusterlens.cli._common import console, print_json, user_errors
 
@@ -34,6 +35,12 @@ def train_detector_command(
     min_area: int | None = typer.Option(
         None, "--min-area", help="Drop label components under this many pixels (default 40)."
     ),
+    validate: bool = typer.Option(
+        False,
+        "--validate",
+        help="Score the exported checkpoint on the val split with ultralytics' validator "
+        "and print box / mask mAP per class.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the run's state as JSON."),
 ) -> None:
     """Train (or resume) the CamVid instance detector; a finished run is only reported.
@@ -55,11 +62,12 @@ def train_detector_command(
         min_area=min_area,
         callbacks={"on_fit_epoch_end": _print_epoch},
     )
+    scores = _validate(run, device) if validate else None
     if as_json:
-        print_json(run.to_json())
+        print_json({**run.to_json(), **({"validation": scores} if scores else {})})
         return
     metrics = run.metrics
-    scores = ", ".join(
+    summary = ", ".join(
         f"{name} {metrics[key]:.3f}"
         for name, key in (("box mAP50", "metrics/mAP50(B)"), ("mask mAP50", "metrics/mAP50(M)"))
         if key in metrics
@@ -67,7 +75,7 @@ def train_detector_command(
     how = "resumed and finished" if run.resumed else "finished"
     console.print(
         f"[bold]detector[/] {how}: {run.epochs_done} epochs, {run.parameters:,} parameters, "
-        f"val {scores or 'not measured'}; weights {escape(str(run.best))}",
+        f"val {summary or 'not measured'}; weights {escape(str(run.best))}",
         soft_wrap=True,
     )
     safe = run.safe_checkpoint
@@ -76,6 +84,34 @@ def train_detector_command(
         f"tensors only): load it as yolo:{escape(str(safe))}",
         soft_wrap=True,
     )
+    if scores:
+        _print_validation(scores)
+
+
+def _validate(run: Any, device: str) -> dict[str, Any]:
+    """Ultralytics' validation of the run's safe checkpoint at its training size."""
+    from clusterlens.catalog.detector import validate_detector
+
+    settings = run.settings
+    return validate_detector(
+        run.safe_checkpoint, settings["data_yaml"], imgsz=settings["imgsz"], device=device
+    )
+
+
+def _print_validation(scores: dict[str, Any]) -> None:
+    """One row per class and one for all: instances, box and mask mAP50 / mAP50-95."""
+    table = Table("class", "instances", "box mAP50", "box mAP50-95", "mask mAP50", "mask mAP50-95")
+    names = [key.split("/")[1] for key in scores if key.endswith("/instances")]
+    rows = [
+        (name, f"per_class/{name}/", str(scores[f"per_class/{name}/instances"])) for name in names
+    ]
+    for name, prefix, instances in [*rows, ("all", "metrics/", "")]:
+        values = [scores.get(f"{prefix}{kind}") for kind in _COLUMNS]
+        table.add_row(name, instances, *("-" if v is None else f"{v:.3f}" for v in values))
+    console.print(table)
+
+
+_COLUMNS = ("mAP50(B)", "mAP50-95(B)", "mAP50(M)", "mAP50-95(M)")
 
 
 def _print_epoch(trainer: Any) -> None:
