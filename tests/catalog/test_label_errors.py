@@ -180,7 +180,10 @@ def test_a_high_loss_unlike_its_neighbours_raises_an_image_and_is_explained(tmp_
     issues = rank_label_errors(db, MODEL, loss_weight=0.5)
     assert issues[0].path.endswith("im07.png") and issues[0].boxes == ()
     assert issues[0].score > 0.3 and issues[1].score < 0.05
-    assert "cls loss 3.00" in issues[0].reason and "5 nearest images (#" in issues[0].reason
+    assert "cls loss 3.00" in issues[0].reason
+    assert "5 nearest images by embedding (#" in issues[0].reason
+    near = issues[0].reason.split("embedding (")[1].rstrip(")").split(", ")
+    assert len(near) == 5 and all(1.0 <= float(n.split()[1]) < 1.2 for n in near)
     without = rank_label_errors(db, MODEL, loss_weight=0.0)
     assert max(issue.score for issue in without) == 0.0
 

@@ -138,6 +138,8 @@ class LossEvidence:
     z_global: dict[str, float]
     z_neighbours: dict[str, float]
     neighbours: tuple[int, ...]
+    #: component -> the neighbours' values, in the order of ``neighbours``
+    neighbour_values: dict[str, tuple[float, ...]]
 
     def z(self, component: str) -> float:
         """The smaller of the two z-scores: high only when both agree."""
@@ -380,6 +382,9 @@ def loss_evidence(store: CatalogStore, model: str, image_ids: list[int]) -> dict
             z_global={c: float(z_global[c][row]) for c in columns},
             z_neighbours=z_near,
             neighbours=tuple(int(ids[j]) for j in near),
+            neighbour_values={
+                c: tuple(float(table[j, n]) for j in near) for c, n in columns.items()
+            },
         )
     return out
 
@@ -594,11 +599,14 @@ def image_reason(boxes: tuple[BoxIssue, ...], evidence: LossEvidence | None) -> 
     if evidence is None or not evidence.values:
         return text
     worst = max(evidence.values, key=evidence.z)
-    near = ", ".join(f"#{i}" for i in evidence.neighbours)
+    near = ", ".join(
+        f"#{i} {value:.2f}"
+        for i, value in zip(evidence.neighbours, evidence.neighbour_values[worst], strict=True)
+    )
     return (
         f"{text}; {worst} loss {evidence.values[worst]:.2f}, z {evidence.z_global[worst]:+.1f} "
         f"against the data set, {evidence.z_neighbours[worst]:+.1f} against its "
-        f"{len(evidence.neighbours)} nearest images ({near})"
+        f"{len(evidence.neighbours)} nearest images by embedding ({near})"
     )
 
 
