@@ -8,8 +8,8 @@ A YOLO model's stored predictions are compared with each image's label file
   lie inside a label of its own class (a merged instance, e.g. a row of parked cars
   labelled as one);
 - ``spurious`` -- a label that no prediction supports; scaled by how often the model
-  finds labels of that class and size elsewhere in the data set (a missed 4-pixel pole
-  is no surprise, a missed car is);
+  finds labels of that class and size (whole or cut by the image border) elsewhere in
+  the data set (a missed 4-pixel pole is no surprise, a missed car is);
 - ``wrong_class`` -- a confident prediction of another class covers the label
   (IoU >= :data:`GOOD_IOU`) while no prediction of the label's class does;
 - ``badly_placed`` -- the best prediction of the label's class overlaps it only partly
@@ -64,6 +64,8 @@ KIND_COMPONENT = {
 }
 #: Size bins (square root of the box area, pixels) of the detectability table.
 SIZE_EDGES = (12.0, 24.0, 48.0)
+#: A label this close to the image's edge (pixels) is cut by it.
+BORDER_PX = 2.0
 # Defaults chosen on CamVid *train* with injected corruption (benchmarks/catalog_issues.py);
 # never on val, which the benchmark reports.
 DEFAULT_MIN_CONFIDENCE = 0.25
@@ -122,6 +124,8 @@ class LabelledImage:
 
     image_id: int
     path: str
+    width: int
+    height: int
     label_classes: np.ndarray  # (L,) int
     label_boxes: np.ndarray  # (L, 4) pixel xyxy
     pred_ranks: np.ndarray  # (P,) int
@@ -254,6 +258,8 @@ def load_images(store: CatalogStore, model: str) -> list[LabelledImage]:
             LabelledImage(
                 image_id=int(image_id),
                 path=str(path),
+                width=int(width),
+                height=int(height),
                 label_classes=classes,
                 label_boxes=boxes,
                 pred_ranks=preds[:, 0].astype(np.int64),
@@ -296,29 +302,43 @@ def size_bin(boxes: np.ndarray) -> np.ndarray:
     return np.searchsorted(SIZE_EDGES, np.sqrt(_area(boxes)))
 
 
+def label_kinds(image: LabelledImage) -> list[tuple[int, int, bool]]:
+    """(class id, size bin, cut by the image border) of each label: the groups whose
+    detection rates differ (a car cut by the frame is found less often than a whole one)."""
+    boxes = image.label_boxes
+    at_border = (boxes[:, :2] <= BORDER_PX).any(axis=1) | (
+        boxes[:, 2:] >= [image.width - BORDER_PX, image.height - BORDER_PX]
+    ).any(axis=1)
+    return list(
+        zip(
+            image.label_classes.tolist(),
+            size_bin(boxes).tolist(),
+            at_border.tolist(),
+            strict=True,
+        )
+    )
+
+
 # --------------------------------------------------------------------------- evidence
 
 
 def detectability(
     images: list[LabelledImage], min_confidence: float
-) -> dict[tuple[int, int], float]:
-    """(class id, size bin) -> share of such labels a confident same-class prediction
-    covers, over the whole data set (Laplace-smoothed: an unseen pair counts 0.5).
+) -> dict[tuple[int, int, bool], float]:
+    """:func:`label_kinds` group -> share of such labels a confident same-class
+    prediction covers, over the whole data set (Laplace-smoothed: an unseen group
+    counts 0.5).
 
     This is what makes a spurious-looking label surprising or not: the model misses
     most thin poles, so an unsupported pole label is weak evidence; it finds most cars.
     """
-    found: dict[tuple[int, int], list[int]] = {}
+    found: dict[tuple[int, int, bool], list[int]] = {}
     for image in images:
         iou = box_iou(image.label_boxes, image.pred_boxes)
         same = image.label_classes[:, None] == image.pred_classes[None, :]
         confident = image.pred_conf[None, :] >= min_confidence
         hit = ((iou >= GOOD_IOU) & same & confident).any(axis=1)
-        for key, was_hit in zip(
-            zip(image.label_classes.tolist(), size_bin(image.label_boxes).tolist(), strict=True),
-            hit.tolist(),
-            strict=True,
-        ):
+        for key, was_hit in zip(label_kinds(image), hit.tolist(), strict=True):
             counts = found.setdefault(key, [0, 0])
             counts[0] += int(was_hit)
             counts[1] += 1
@@ -477,6 +497,7 @@ def _label_candidates(
     names: Mapping[int, str],
     min_confidence: float,
     found_rate: float,
+    at_border: bool,
 ) -> list[tuple[str, float, int | None, str]]:
     """(kind, score, prediction index, reason) of each kind label ``index`` could be."""
     row = iou[index]
@@ -532,7 +553,8 @@ def _label_candidates(
                 score,
                 None,
                 f"no prediction supports this {name} label ({best}); the model finds "
-                f"{found_rate:.0%} of {name} labels of this size",
+                f"{found_rate:.0%} of {name} labels of this size"
+                + (" cut by the image border" if at_border else ""),
             )
         )
     return out
@@ -543,15 +565,17 @@ def label_boxes(
     iou: np.ndarray,
     names: Mapping[int, str],
     min_confidence: float,
-    found: Mapping[tuple[int, int], float],
+    found: Mapping[tuple[int, int, bool], float],
     evidence: LossEvidence | None,
 ) -> list[BoxIssue]:
     """The most likely kind of error of each label box (none when it looks right)."""
-    bins = size_bin(image.label_boxes)
+    groups = label_kinds(image)
     issues = []
     for index in range(len(image.label_classes)):
-        rate = found.get((int(image.label_classes[index]), int(bins[index])), 0.5)
-        candidates = _label_candidates(image, iou, index, names, min_confidence, rate)
+        rate = found.get(groups[index], 0.5)
+        candidates = _label_candidates(
+            image, iou, index, names, min_confidence, rate, groups[index][2]
+        )
         if not candidates:
             continue
         kind, score, p, reason = max(candidates, key=lambda c: c[1])
@@ -664,7 +688,7 @@ def _image_issue(
     image: LabelledImage,
     names: Mapping[int, str],
     min_confidence: float,
-    found: Mapping[tuple[int, int], float],
+    found: Mapping[tuple[int, int, bool], float],
     evidence: LossEvidence | None,
     loss_weight: float,
 ) -> ImageLabelIssue:

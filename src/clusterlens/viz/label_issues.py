@@ -5,7 +5,7 @@ ranking. Thin white boxes are the label file's boxes, thin dashed grey ones the 
 predictions (at or above ``min_confidence``); each candidate box (the best
 :data:`MAX_BOXES` scoring :data:`MIN_BOX_SCORE` or more) is drawn thick in its kind's
 colour with its kind, class and score. The sheet is saved as a palette PNG
-(256 colours): photographs drawn this way stay a few hundred kilobytes.
+(192 colours): photographs drawn this way stay a few hundred kilobytes.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ KIND_COLOURS = {
     "wrong_class": "#E040FF",
     "badly_placed": "#30C8FF",
 }
-PANEL_INCHES = 3.6
+PANEL_INCHES = 3.3
 #: Candidates below this score are not drawn (a weak model doubts every small label).
 MIN_BOX_SCORE = 0.1
 #: Most candidates drawn per image.
@@ -159,4 +159,5 @@ def _save_palette_png(figure: plt.Figure, path: Path) -> None:
     figure.savefig(buffer, format="png", facecolor="white")
     buffer.seek(0)
     with Image.open(buffer) as rendered:
-        rendered.convert("RGB").quantize(256).save(path, optimize=True)
+        palette = rendered.convert("RGB").quantize(192, method=Image.Quantize.FASTOCTREE)
+        palette.save(path, optimize=True)
