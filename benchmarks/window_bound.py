@@ -19,6 +19,15 @@ support alone, aligned to one pixel: the bound for any window scheme whatever.
 For every image of the split (``--stride`` apart) and every class present in its
 labels, the query is that class, on the 32 x 32 grid ``select`` uses.
 
+**Exact partial evaluation.** A U-Net need not be run on crops at all: its encoder can
+run over the whole image and each decoder level only where the cells need it, which is
+exact with far smaller margins (no window sees less context than the dense pass). The
+second table bounds that scheme from below: the encoder's FLOPs in full, plus each
+decoder level's FLOPs times the share of the image its output is needed on -- the
+cells' support grown by ``4, 12, 28 ...`` working pixels for the levels above the
+finest (two 3x3 convolutions and one bilinear upsampling per level:
+:func:`decoder_margins`). FLOPs per stage are counted with ``FlopCounterMode``.
+
 Run: ``.venv/bin/python benchmarks/window_bound.py [--split val] [--stride 3]``.
 """
 
@@ -29,6 +38,10 @@ import statistics
 from collections import defaultdict
 
 import numpy as np
+import torch
+from scipy import ndimage
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from _report import machine, markdown_table, publish
@@ -67,6 +80,58 @@ def window_share(cells: np.ndarray, spans: CellSpans, shape, stride: int, margin
     return sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) / (height * width)
 
 
+def decoder_margins(levels: int) -> list[int]:
+    """Working pixels beyond the cells' support on which each decoder level's output is
+    needed, finest level first: 0, 4, 12, 28, ...
+
+    The finest level's output is needed on the support itself (the head is 1x1). Each
+    level's input must then cover two 3x3 convolutions (1 pixel each at its own
+    resolution, ``2 * 2**(l-1)`` working pixels) and the next coarser output one more
+    source pixel for the bilinear upsampling (``2**l``): ``2**(l+1)`` per level.
+    """
+    margins = [0]
+    for level in range(1, levels):
+        margins.append(margins[-1] + 2 ** (level + 1))
+    return margins
+
+
+def stage_shares(network, shape: tuple[int, ...]) -> dict[str, float]:
+    """Share of the network's FLOPs in its encoder, in each decoder level (finest first:
+    ``decoder 0`` ...) and in the head, counted on fake tensors (no arithmetic)."""
+    with FakeTensorMode(allow_non_fake_inputs=True), torch.inference_mode():
+        with FlopCounterMode(display=False) as counter:
+            network(torch.empty(shape))
+    counts = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+    total = counts["Global"]
+    levels = len(network.decoders)
+    shares = {"encoder": counts.get("UNet.encoders", 0) / total}
+    if "UNet.encoders" not in counts:  # submodules are listed, the ModuleList is not
+        shares["encoder"] = sum(counts[f"UNet.encoders.{i}"] for i in range(levels + 1)) / total
+    for index in range(levels):  # decoders[0] is the coarsest level
+        shares[f"decoder {levels - 1 - index}"] = counts[f"UNet.decoders.{index}"] / total
+    shares["head"] = counts["UNet.head"] / total
+    return shares
+
+
+def needed_share(cells: np.ndarray, spans: CellSpans, shape, margin: int) -> float:
+    """Share of the working image within ``margin`` pixels (any direction, as 3x3
+    convolutions reach) of the cells' support: no box packing, so a lower bound."""
+    ops_y, ops_x = _operators(spans, *shape)
+    rows, cols = np.unravel_index(cells, (len(spans.row_starts), len(spans.col_starts)))
+    needed = _support(ops_y[rows], ops_x[cols], *shape)
+    if margin:
+        needed = ndimage.binary_dilation(needed, np.ones((2 * margin + 1,) * 2, bool))
+    return float(needed.mean())
+
+
+def partial_cost(cells, spans, shape, stages: dict[str, float], margins: list[int]) -> float:
+    """Lower bound on exact partial evaluation's FLOPs, as a share of the dense pass."""
+    cost = stages["encoder"] + stages["head"] * needed_share(cells, spans, shape, 0)
+    for level, margin in enumerate(margins):
+        cost += stages[f"decoder {level}"] * needed_share(cells, spans, shape, margin)
+    return cost
+
+
 def candidates_for(dense: np.ndarray, coarse: np.ndarray, budget: int) -> np.ndarray:
     """The smallest coarse top-(m K) holding 95% of the dense top-K (flat indices)."""
     truth = set(np.argsort(-dense.ravel(), kind="stable")[:budget].tolist())
@@ -90,6 +155,9 @@ def measure(model, pairs) -> tuple[dict, dict]:
         dense_gflops = count_gflops(model, tuple(dense_input.shape), bool(model.flip))
         coarse_gflops = count_gflops(model, tuple(source._input("coarse").shape), False)
         ratios.setdefault("coarse / dense GFLOPs", []).append(coarse_gflops / dense_gflops)
+        stages = stage_shares(model.network, (1, *dense_input.shape[1:]))
+        margins = decoder_margins(len(model.network.decoders))
+        ratios.setdefault("stages", stages)
         for index, name in enumerate(model.class_names):
             if not (labels == index).any():
                 continue
@@ -99,6 +167,13 @@ def measure(model, pairs) -> tuple[dict, dict]:
                 oracle = np.argsort(-dense.ravel(), kind="stable")[:budget]
                 realistic = candidates_for(dense, coarse, budget)
                 shares[("realistic m", budget)].append(len(realistic) / budget)
+                shares[("partial oracle", budget)].append(
+                    partial_cost(oracle, spans, shape, stages, margins)
+                )
+                shares[("partial realistic", budget)].append(
+                    coarse_gflops / dense_gflops
+                    + partial_cost(realistic, spans, shape, stages, margins)
+                )
                 for margin in MARGINS:
                     step = 1 if margin == 0 else stride
                     shares[("oracle", budget, margin)].append(
@@ -107,7 +182,9 @@ def measure(model, pairs) -> tuple[dict, dict]:
                     shares[("realistic", budget, margin)].append(
                         window_share(realistic, spans, shape, step, margin)
                     )
-    return shares, {key: statistics.median(values) for key, values in ratios.items()}
+    stages = ratios.pop("stages")
+    summary = {key: statistics.median(values) for key, values in ratios.items()}
+    return shares, {**summary, "stages": stages}
 
 
 def report(shares: dict, ratios: dict, split: str, stride: int, images: int) -> str:
@@ -145,7 +222,41 @@ def report(shares: dict, ratios: dict, split: str, stride: int, images: int) -> 
         "around the smallest coarse top-(m K) holding 95% of the dense top-K (median m: "
         + ", ".join(f"{over[b]:g} at K={b}" for b in BUDGETS)
         + f"). The bound adds the coarse pass ({coarse:.3f} of the dense pass) to the "
-        "realistic windows.\n\n" + markdown_table(headers, rows) + "\n\n" + reading(shares, coarse)
+        "realistic windows.\n\n"
+        + markdown_table(headers, rows)
+        + "\n\n"
+        + reading(shares, coarse)
+        + "\n"
+        + partial_report(shares, ratios["stages"])
+    )
+
+
+def partial_report(shares: dict, stages: dict[str, float]) -> str:
+    """The exact-partial-evaluation bound: stage FLOPs, then the bound per K."""
+    levels = sum(name.startswith("decoder") for name in stages)
+    margins = decoder_margins(levels)
+    split = ", ".join(
+        f"{name} {share:.1%}"
+        + (
+            f" (output needed on support + {margins[int(name[-1])]} px)"
+            if name.startswith("decoder")
+            else ""
+        )
+        for name, share in stages.items()
+    )
+    rows = [
+        [
+            f"K={budget}",
+            f"{statistics.median(shares[('partial oracle', budget)]):.2f}",
+            f"{statistics.median(shares[('partial realistic', budget)]):.2f}",
+        ]
+        for budget in BUDGETS
+    ]
+    headers = ["K", "oracle cells (median)", "realistic cells + coarse pass (median)"]
+    return (
+        "### Exact partial evaluation: encoder over the image, decoder levels where needed\n\n"
+        f"FLOPs of the dense pass by stage: {split}. Lower bound on the encoder GFLOPs of "
+        "such a cascade, as a share of dense top-K's:\n\n" + markdown_table(headers, rows) + "\n"
     )
 
 
