@@ -65,6 +65,8 @@ def test_every_cell_is_ranked_once_and_scores_decrease_along_the_order():
     masses = [rng.random((6, 7)), rng.random((6, 7)), rng.random((6, 7))]
     order = fair_order(masses, 9)
     assert sorted(order.tolist()) == list(range(42))
+    beyond = order[18:]  # past twice the budget: by summed mass
+    assert np.all(np.diff(sum(masses).ravel()[beyond]) <= 0)
     scores = fair_scores(masses, 9)
     assert scores.shape == (6, 7)
     assert np.all(np.diff(scores.ravel()[order]) < 0)

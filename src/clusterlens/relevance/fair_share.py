@@ -17,8 +17,9 @@ mass the cell adds. A cell that holds several objects counts for each of them.
 
 Nothing here is tuned: the order follows the model's own probabilities and the budget,
 so it is the same rule on any data set. :func:`fair_order` returns every cell, best
-first; cells beyond the budget keep the same rule (every share is then capped, and the
-heaviest cells come next).
+first. The rule runs for the first ``2 K`` cells (cascades look at up to twice the
+budget; every share is usually capped long before); the rest follow by their summed
+mass, which keeps a call on a 32x32 grid to a few milliseconds.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def fair_order(masses: Sequence[np.ndarray], budget: int) -> np.ndarray:
     chosen = np.zeros(cells, bool)
     covered = np.zeros(objects)
     order = np.empty(cells, np.int64)
-    for step in range(cells):
+    fair_steps = min(cells, 2 * max(budget, 1))
+    for step in range(fair_steps):
         candidates = _next_unchosen(preference, pointer, chosen)
         gains = flat[:, candidates]  # (objects covered by a candidate, candidate)
         shares = np.minimum((covered[:, None] + gains) * scale[:, None], 1.0)
@@ -60,6 +62,8 @@ def fair_order(masses: Sequence[np.ndarray], budget: int) -> np.ndarray:
         order[step] = best
         chosen[best] = True
         covered += flat[:, best]
+    rest = np.flatnonzero(~chosen)
+    order[fair_steps:] = rest[np.argsort(-flat[:, rest].sum(axis=0), kind="stable")]
     return order
 
 
