@@ -612,8 +612,11 @@ def image_score(
 
 
 def image_reason(boxes: tuple[BoxIssue, ...], evidence: LossEvidence | None) -> str:
+    """One line: the best candidate, the count per kind, the most-off loss component
+    against the data set and the nearest images (``boxes`` sorted best first)."""
     counts = {k: sum(b.kind == k for b in boxes) for k in KINDS}
     text = (
+        f"best: {boxes[0].kind} {boxes[0].class_name} {boxes[0].score:.2f}; "
         f"{len(boxes)} candidate box{'es' if len(boxes) != 1 else ''} ("
         + ", ".join(f"{k} {n}" for k, n in counts.items() if n)
         + ")"
