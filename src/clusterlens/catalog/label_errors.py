@@ -28,7 +28,7 @@ Example:
     >>> from clusterlens.catalog.label_errors import rank_label_errors
     >>> issues = rank_label_errors("catalog.db", "yolo:/w/best.pt", top=20)  # doctest: +SKIP
     >>> issues[0].boxes[0].kind, issues[0].reason  # doctest: +SKIP
-    ('missing', '1 candidate box (missing 1); cls loss 2.31, z +3.2 ...')
+    ('missing', 'best: missing Pedestrian 0.81; 3 candidate boxes (missing 1, spurious 2); ...')
 """
 
 from __future__ import annotations
