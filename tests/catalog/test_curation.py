@@ -122,6 +122,13 @@ def test_injected_copy_is_the_first_duplicate_and_both_signals_agree(store):
     assert first.to_json()["agree"] == ["embedding", "loss"]
 
 
+def test_thresholds_and_k_are_checked(store):
+    with pytest.raises(ValueError, match="thresholds must be > 0"):
+        near_duplicates(store, MODEL, loss_ratio=0)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        duplicate_candidates(store, MODEL, k=0)
+
+
 def test_other_pairs_are_not_flagged(store):
     flagged = near_duplicates(store, MODEL, top=50)
     assert [(_row(p.image_a), _row(p.image_b)) for p in flagged] == [COPY]

@@ -65,8 +65,9 @@ class DuplicatePair:
     ``embedding_ratio`` / ``loss_ratio``: the pair's distance over the signal's
     local scale (lower is closer; ``None``: signal not available for the pair).
     ``agree``: the signals whose ratio is under their threshold. ``score``: the smallest
-    ratio among them (among all available ratios when none agrees); lower is more
-    duplicate-like, so an exact copy scores 0 whatever the other signal says.
+    ratio / threshold among them (among all available signals when none agrees), so
+    the signals compare on one scale and a pair is flagged when its score is at most 1;
+    lower is more duplicate-like, and an exact copy scores 0 whatever the other says.
     """
 
     image_a: int
@@ -177,10 +178,14 @@ def duplicate_candidates(
     benchmark, which sweeps thresholds over these ratios.
 
     Raises:
-        ValueError: no embeddings, fewer than 2 images, or ``k`` < 1.
+        ValueError: no embeddings, fewer than 2 images, ``k`` < 1 or a threshold <= 0.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    if not (embedding_ratio > 0 and loss_ratio > 0):
+        raise ValueError(
+            f"thresholds must be > 0, got embedding {embedding_ratio}, loss {loss_ratio}"
+        )
     model = pick_model(store, model)
     ids, vectors, used = duplicate_vectors(store, model, source)
     if len(ids) < 2:
@@ -222,7 +227,8 @@ def _pair(a, b, paths, cosine, loss, ratios, thresholds, source) -> DuplicatePai
     agree = tuple(
         name for name in SIGNALS if ratios[name] is not None and ratios[name] <= thresholds[name]
     )
-    evidence = [ratios[name] for name in agree] or [v for v in ratios.values() if v is not None]
+    available = [name for name in SIGNALS if ratios[name] is not None]
+    evidence = [ratios[name] / thresholds[name] for name in agree or available]
     vector = "layout" if source == "map" else "embedding"
     parts = [f"{vector} cosine {cosine:.4f} ({ratios['embedding']:.2f}x the local scale)"]
     if loss is not None:
