@@ -298,7 +298,7 @@ def table_row(method: str, result: dict) -> list[object]:
         method,
         thresholds,
         f"{train['precision']:.3f} / {train['recall']:.3f}",
-        f"{val['precision']:.3f}",
+        f"{val['precision']:.3f}" if val["flagged"] else "- (none flagged)",
         f"{val['recall']:.3f}",
         f"{val['true_positives']} / {val['flagged']}",
         f"{val['injected_pairs_scored']} / {val['injected_pairs']}",
