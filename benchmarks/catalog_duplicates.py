@@ -273,6 +273,7 @@ def main() -> None:
             "jpeg_qualities": QUALITIES,
             "reference_rank": REFERENCE_RANK,
             "consecutive_gap": GAP,
+            "reused_catalogs": args.reuse,
         },
         "splits": results,
         "methods": methods,
@@ -334,7 +335,9 @@ def report_markdown(rows: list[list[object]], payload: dict) -> str:
         "(`clusterlens.catalog.near_duplicates`), phash in bits. "
         f"Consecutive: source frames of one drive at most {GAP} frames apart. "
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} in "
-        f"{payload['seconds']:.0f} s on {info['cpus']} CPUs (load average "
+        f"{payload['seconds']:.0f} s"
+        + (" (catalogs of an earlier run reused)" if payload["settings"]["reused_catalogs"] else "")
+        + f" on {info['cpus']} CPUs (load average "
         f"{info['load_average']:.1f}) by `benchmarks/catalog_duplicates.py`."
     )
 
