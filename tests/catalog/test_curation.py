@@ -18,13 +18,13 @@ from clusterlens.catalog.curation import (
     outliers,
     pick_model,
     robust_z,
-    select_subset,
 )
 from clusterlens.catalog.near_duplicates import (
     duplicate_candidates,
     near_duplicates,
     symmetric_loss_distances,
 )
+from clusterlens.catalog.selection import select_subset
 from clusterlens.catalog.store import CatalogStore, ImageRecord
 
 MODEL = "yolo:test.pt"

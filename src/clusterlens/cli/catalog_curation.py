@@ -150,7 +150,8 @@ def select(
     as_json: JsonOption = False,
 ) -> None:
     """Pick a subset of images to label or train on next (deterministic)."""
-    from clusterlens.catalog.curation import pick_model, select_subset
+    from clusterlens.catalog.curation import pick_model
+    from clusterlens.catalog.selection import select_subset
     from clusterlens.catalog.store import CatalogStore
 
     if out is not None:
