@@ -335,3 +335,22 @@ def test_a_missing_object_in_a_crowd_is_still_missing(tmp_path):
     assert first.path.endswith("im03.png")
     assert [(b.kind, b.prediction_rank) for b in first.boxes] == [("missing", 1)]
     assert "match other predictions" in first.boxes[0].reason
+
+
+def test_a_usual_confusion_counts_less_than_a_rare_one(tmp_path):
+    """The model calls every sign a person: one more such call is weak evidence, while
+    a single car called a person (never seen otherwise) stays a strong one."""
+    labels = _objects()
+    predictions = [
+        [(1 if c == 2 else c, box, conf) for c, box, conf in image]
+        for image in _good_predictions(labels)
+    ]
+    car = next(i for i in range(12) if any(c == 0 for c, _ in labels[i]))
+    k = next(k for k, (c, _) in enumerate(labels[car]) if c == 0)
+    predictions[car][k] = (1, predictions[car][k][1], 0.9)
+    db = make_catalog(tmp_path, labels, predictions)
+    issues = rank_label_errors(db, MODEL)
+    assert issues[0].path.endswith(f"im{car:02d}.png") and issues[0].boxes[0].kind == "wrong_class"
+    assert issues[0].boxes[0].class_name == "car" and issues[0].boxes[0].score > 0.7
+    signs = [b.score for i in issues[1:] for b in i.boxes if b.class_name == "sign"]
+    assert signs and max(signs) < 0.15 and "calls" in issues[1].boxes[0].reason

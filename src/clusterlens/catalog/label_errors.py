@@ -345,6 +345,44 @@ def detectability(
     return {key: (hits + 1) / (total + 2) for key, (hits, total) in found.items()}
 
 
+def confusion(images: list[LabelledImage], min_confidence: float) -> dict[tuple[int, int], float]:
+    """(label class, predicted class) -> share of that class's labels a confident
+    prediction of the other class covers (IoU >= GOOD_IOU), over the whole data set
+    (Laplace-smoothed).
+
+    A model that calls many bicyclists pedestrians makes one more such call weak
+    evidence of a wrong label; a car called a pole is strong evidence.
+    """
+    covered: dict[tuple[int, int], int] = {}
+    totals: dict[int, int] = {}
+    for image in images:
+        iou = box_iou(image.label_boxes, image.pred_boxes)
+        hits = (iou >= GOOD_IOU) & (image.pred_conf[None, :] >= min_confidence)
+        for index, label_class in enumerate(image.label_classes.tolist()):
+            totals[label_class] = totals.get(label_class, 0) + 1
+            for predicted in set(image.pred_classes[hits[index]].tolist()) - {label_class}:
+                covered[(label_class, predicted)] = covered.get((label_class, predicted), 0) + 1
+    return {
+        (label, predicted): (covered.get((label, predicted), 0) + 1) / (totals[label] + 2)
+        for label in totals
+        for predicted in set(totals) | {k[1] for k in covered}
+        if predicted != label
+    }
+
+
+@dataclass(frozen=True)
+class DatasetRates:
+    """What the model usually does on this data set: how often it finds labels of each
+    group (:func:`detectability`) and confuses each pair of classes (:func:`confusion`)."""
+
+    found: dict[tuple[int, int, bool], float]
+    confused: dict[tuple[int, int], float]
+
+    @classmethod
+    def of(cls, images: list[LabelledImage], min_confidence: float) -> DatasetRates:
+        return cls(detectability(images, min_confidence), confusion(images, min_confidence))
+
+
 def robust_z(values: np.ndarray) -> np.ndarray:
     """(x - median) / (1.4826 MAD): a z-score that a few wild values do not hide."""
     median = np.nanmedian(values)
@@ -496,10 +534,11 @@ def _label_candidates(
     index: int,
     names: Mapping[int, str],
     min_confidence: float,
-    found_rate: float,
-    at_border: bool,
+    rates: DatasetRates,
+    group: tuple[int, int, bool],
 ) -> list[tuple[str, float, int | None, str]]:
     """(kind, score, prediction index, reason) of each kind label ``index`` could be."""
+    found_rate, at_border = rates.found.get(group, 0.5), group[2]
     row = iou[index]
     label_class = int(image.label_classes[index])
     name = _name(names, label_class)
@@ -511,15 +550,17 @@ def _label_candidates(
     covering_other = np.where(~same & (row >= GOOD_IOU), conf, 0.0)
     if covering_other.max(initial=0.0) >= min_confidence:
         p = int(covering_other.argmax())
-        score = float(conf[p]) * (1.0 - cover_same)
+        other = _name(names, image.pred_classes[p])
+        usual = rates.confused.get((label_class, int(image.pred_classes[p])), 0.5)
+        score = float(conf[p]) * (1.0 - cover_same) * (1.0 - usual)
         out.append(
             (
                 "wrong_class",
                 score,
                 p,
-                f"labelled {name} but predicted {_name(names, image.pred_classes[p])} at "
-                f"confidence {conf[p]:.2f}, IoU {row[p]:.2f} (best {name} prediction "
-                f"covering it: {cover_same:.2f})",
+                f"labelled {name} but predicted {other} at confidence {conf[p]:.2f}, IoU "
+                f"{row[p]:.2f} (best {name} prediction covering it: {cover_same:.2f}); the "
+                f"model calls {usual:.0%} of {name} labels {other}",
             )
         )
     # the label's own partial match, unless that prediction matches another label better
@@ -565,16 +606,15 @@ def label_boxes(
     iou: np.ndarray,
     names: Mapping[int, str],
     min_confidence: float,
-    found: Mapping[tuple[int, int, bool], float],
+    rates: DatasetRates,
     evidence: LossEvidence | None,
 ) -> list[BoxIssue]:
     """The most likely kind of error of each label box (none when it looks right)."""
     groups = label_kinds(image)
     issues = []
     for index in range(len(image.label_classes)):
-        rate = found.get(groups[index], 0.5)
         candidates = _label_candidates(
-            image, iou, index, names, min_confidence, rate, groups[index][2]
+            image, iou, index, names, min_confidence, rates, groups[index]
         )
         if not candidates:
             continue
@@ -677,10 +717,10 @@ def rank_label_errors(
     check_catalog_model(store, model)
     names = class_names(store, model)
     images = load_images(store, model)
-    found = detectability(images, min_confidence)
+    rates = DatasetRates.of(images, min_confidence)
     evidence = loss_evidence(store, model, [image.image_id for image in images])
     issues = [
-        _image_issue(image, names, min_confidence, found, evidence.get(image.image_id), loss_weight)
+        _image_issue(image, names, min_confidence, rates, evidence.get(image.image_id), loss_weight)
         for image in images
     ]
     issues.sort(key=lambda issue: (-issue.score, issue.image_id))
@@ -691,13 +731,13 @@ def _image_issue(
     image: LabelledImage,
     names: Mapping[int, str],
     min_confidence: float,
-    found: Mapping[tuple[int, int, bool], float],
+    rates: DatasetRates,
     evidence: LossEvidence | None,
     loss_weight: float,
 ) -> ImageLabelIssue:
     iou = box_iou(image.label_boxes, image.pred_boxes)
     boxes = missing_boxes(image, iou, names, min_confidence, evidence)
-    boxes += label_boxes(image, iou, names, min_confidence, found, evidence)
+    boxes += label_boxes(image, iou, names, min_confidence, rates, evidence)
     ordered = tuple(sorted(boxes, key=lambda b: -b.score))
     return ImageLabelIssue(
         image_id=image.image_id,
