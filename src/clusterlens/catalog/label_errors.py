@@ -346,27 +346,30 @@ def detectability(
 
 
 def confusion(images: list[LabelledImage], min_confidence: float) -> dict[tuple[int, int], float]:
-    """(label class, predicted class) -> share of that class's labels a confident
-    prediction of the other class covers (IoU >= GOOD_IOU), over the whole data set
-    (Laplace-smoothed).
+    """(label class c, predicted class c') -> among the confident predictions that cover
+    (IoU >= GOOD_IOU) labels of class c, the share of calls c' against calls c, over the
+    whole data set: ``(n(c -> c') + 1) / (n(c -> c) + n(c -> c') + 2)``.
 
-    A model that calls many bicyclists pedestrians makes one more such call weak
-    evidence of a wrong label; a car called a pole is strong evidence.
+    A model that calls bicyclists pedestrians twice as often as bicyclists makes one
+    more such call weak evidence of a wrong label; a car called a pole, when the model
+    never does that, is strong evidence.
     """
-    covered: dict[tuple[int, int], int] = {}
-    totals: dict[int, int] = {}
+    calls: dict[tuple[int, int], int] = {}
     for image in images:
         iou = box_iou(image.label_boxes, image.pred_boxes)
         hits = (iou >= GOOD_IOU) & (image.pred_conf[None, :] >= min_confidence)
         for index, label_class in enumerate(image.label_classes.tolist()):
-            totals[label_class] = totals.get(label_class, 0) + 1
-            for predicted in set(image.pred_classes[hits[index]].tolist()) - {label_class}:
-                covered[(label_class, predicted)] = covered.get((label_class, predicted), 0) + 1
+            for predicted in set(image.pred_classes[hits[index]].tolist()):
+                calls[(label_class, predicted)] = calls.get((label_class, predicted), 0) + 1
+    classes = {c for pair in calls for c in pair} | {
+        int(c) for image in images for c in image.label_classes
+    }
     return {
-        (label, predicted): (covered.get((label, predicted), 0) + 1) / (totals[label] + 2)
-        for label in totals
-        for predicted in set(totals) | {k[1] for k in covered}
-        if predicted != label
+        (c, other): (calls.get((c, other), 0) + 1)
+        / (calls.get((c, c), 0) + calls.get((c, other), 0) + 2)
+        for c in classes
+        for other in classes
+        if other != c
     }
 
 
@@ -559,8 +562,9 @@ def _label_candidates(
                 score,
                 p,
                 f"labelled {name} but predicted {other} at confidence {conf[p]:.2f}, IoU "
-                f"{row[p]:.2f} (best {name} prediction covering it: {cover_same:.2f}); the "
-                f"model calls {usual:.0%} of {name} labels {other}",
+                f"{row[p]:.2f} (best {name} prediction covering it: {cover_same:.2f}); where "
+                f"the model confidently covers a {name} label, it says {other} {usual:.0%} of "
+                "the time",
             )
         )
     # the label's own partial match, unless that prediction matches another label better
@@ -578,7 +582,9 @@ def _label_candidates(
                 f"{conf[p]:.2f}) overlaps this label only partly: IoU {row[p]:.2f}",
             )
         )
-    support = conf * np.clip(row / GOOD_IOU, 0.0, 1.0)
+    # full support: a prediction of any class at min_confidence covering the label; a
+    # fainter or partial one supports it in proportion (weak models are unconfident)
+    support = np.clip(conf / max(min_confidence, 1e-6), 0.0, 1.0) * np.clip(row / GOOD_IOU, 0, 1)
     if not out and cover_same < min_confidence:
         p = int(support.argmax()) if len(support) else None
         best = (
