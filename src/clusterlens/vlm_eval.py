@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from clusterlens.atomic import write_text_atomically
 from clusterlens.models.vlm.pruners import (
     PruningInputs,
     PruningPlan,
@@ -401,14 +402,7 @@ def _check_manifest(config: EvalConfig) -> None:
                 "use another --out folder (or delete it) to start over"
             )
         return
-    _atomic_text(json.dumps(manifest, indent=2), path)
-
-
-def _atomic_text(text: str, path: Path) -> None:
-    """Write via a temporary file, so a kill never leaves half a file behind."""
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    write_text_atomically(path, json.dumps(manifest, indent=2))
 
 
 def _load_model(config: EvalConfig) -> Any:
@@ -588,7 +582,7 @@ def _summary_row(
 
 
 def _write_outputs(results: dict[str, Any], out: Path) -> None:
-    _atomic_text(json.dumps(results, indent=2), out / RESULTS_FILE)
+    write_text_atomically(out / RESULTS_FILE, json.dumps(results, indent=2))
     plot_accuracy_vs_tokens(results["summary"], out / PLOT_FILE, title=results["vlm"])
 
 

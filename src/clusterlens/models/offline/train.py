@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -45,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from clusterlens.atomic import replace_atomically, write_text_atomically
 from clusterlens.evaluate.camvid import (
     CLASS_NAMES,
     IGNORE_INDEX,
@@ -201,17 +201,8 @@ RECIPES = {"v1": lambda config: config, "v1-last": recipe_v1_last, "v2": recipe_
 
 
 def _atomic_save(obj: object, path: Path) -> None:
-    """Write via a temporary file so an interrupt never leaves a half-written checkpoint."""
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, temporary)
-    os.replace(temporary, path)
-
-
-def _atomic_text(text: str, path: Path) -> None:
-    """Write text via a temporary file, so a reader never sees half of it."""
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    """``torch.save`` so that an interrupt never leaves a half-written checkpoint."""
+    replace_atomically(path, lambda temporary: torch.save(obj, temporary))
 
 
 def _load_state(path: Path, keys: tuple[str, ...]) -> dict:
@@ -453,7 +444,7 @@ def export(config: TrainConfig, model: UNet, judge, state: dict, out: Path) -> d
         "history": state["history"],
         "torch": torch.__version__,
     }
-    _atomic_text(json.dumps(metadata, indent=2), out / f"{CHECKPOINT_NAME}.json")
+    write_text_atomically(out / f"{CHECKPOINT_NAME}.json", json.dumps(metadata, indent=2))
     print(f"wrote {weights_path} ({weights_path.stat().st_size / 1e6:.2f} MB)")
     return metadata
 
