@@ -23,7 +23,7 @@ unit with ``1 - min(badloc, swap)``, a prediction with ``1 - overlooked``. Per k
 corrupted boxes of that kind against all clean units, cleanlab with the score meant for
 that kind (overlooked / swap / badloc; spurious: min of badloc and swap).
 
-Our two settings (``min_confidence``, ``loss_weight``) are chosen on **train** with the
+Our settings (``min_confidence``, ``loss_weight``, ``z_floor``) are chosen on **train** with the
 same corruption (a grid, the best mean of image and box AUROC over the seeds), never on
 val. Caveat: the detector was trained on train's clean labels, so its train predictions
 are in-sample.
@@ -66,6 +66,7 @@ RATE = 0.10
 SHIFT = 0.45
 GRID_MIN_CONFIDENCE = (0.1, 0.2, 0.3, 0.4, 0.5)
 GRID_LOSS_WEIGHT = (0.0, 0.25, 0.5)
+GRID_Z_FLOOR = (1.0, 3.0)
 IMAGE = Path(ROOT / "docs" / "images" / "catalog-label-issues.png")
 
 
@@ -387,12 +388,14 @@ def run_split(dataset, split, seed, model, args) -> dict:
 def tune_on_train(train_runs, model) -> tuple[dict, list]:
     """The grid point with the best mean of image and box AUROC over the train seeds."""
     table = []
-    grid = list(itertools.product(GRID_MIN_CONFIDENCE, GRID_LOSS_WEIGHT))
-    for min_conf, weight in tqdm(grid, desc="choosing settings on train"):
+    grid = list(itertools.product(GRID_MIN_CONFIDENCE, GRID_LOSS_WEIGHT, GRID_Z_FLOOR))
+    for min_conf, weight, floor in tqdm(grid, desc="choosing settings on train"):
+        if weight == 0 and floor != grid[0][2]:
+            continue  # the floor only matters when the loss counts
         values = []
         for run in train_runs:
             issues = rank_label_errors(
-                run["db"], model, min_confidence=min_conf, loss_weight=weight
+                run["db"], model, min_confidence=min_conf, loss_weight=weight, z_floor=floor
             )
             metrics = evaluate(run, issues)
             values.append((metrics["ours"]["image_auroc"] + metrics["ours"]["box_auroc"]) / 2)
@@ -400,11 +403,12 @@ def tune_on_train(train_runs, model) -> tuple[dict, list]:
             {
                 "min_confidence": min_conf,
                 "loss_weight": weight,
+                "z_floor": floor,
                 "objective": statistics.mean(values),
             }
         )
     best = max(table, key=lambda row: row["objective"])
-    return {"min_confidence": best["min_confidence"], "loss_weight": best["loss_weight"]}, table
+    return {key: best[key] for key in ("min_confidence", "loss_weight", "z_floor")}, table
 
 
 def spread(values: list[float]) -> dict:
@@ -478,8 +482,8 @@ def report(summary, per_seed, chosen, info, detector, seeds) -> str:
             f"detector predictions ({detector['note']}; `--conf {detector['conf']} --max-det "
             f"{detector['max_det']} --imgsz {detector['imgsz']}`) and the same label files. "
             "Ours: `rank_label_errors` with min_confidence "
-            f"{chosen['min_confidence']} and loss_weight {chosen['loss_weight']}, **chosen on "
-            "train** with the same corruption. cleanlab "
+            f"{chosen['min_confidence']}, loss_weight {chosen['loss_weight']} and z_floor "
+            f"{chosen['z_floor']}, **chosen on train** with the same corruption. cleanlab "
             "`object_detection.rank`: image scores `1 - get_label_quality_scores`, box scores "
             "`1 - overlooked` (predictions) / `1 - min(badloc, swap)` (labels); per kind, "
             "cleanlab's score for that kind. k = number corrupted. Mean ± standard deviation "

@@ -72,8 +72,8 @@ DEFAULT_MIN_CONFIDENCE = 0.25
 #: Weight of the loss evidence in an image's score (0: boxes only).
 DEFAULT_LOSS_WEIGHT = 0.25
 #: Robust z-scores up to this are ordinary variation: no loss evidence.
-Z_FLOOR = 3.0
-#: A robust z-score of Z_FLOOR + Z_SCALE gives loss evidence 1 - 1/e.
+DEFAULT_Z_FLOOR = 3.0
+#: A robust z-score of z_floor + Z_SCALE gives loss evidence 1 - 1/e.
 Z_SCALE = 4.0
 
 
@@ -149,10 +149,10 @@ class LossEvidence:
         """The smaller of the two z-scores: high only when both agree."""
         return min(self.z_global.get(component, 0.0), self.z_neighbours.get(component, 0.0))
 
-    def strength(self) -> float:
+    def strength(self, floor: float = 3.0) -> float:
         """0..1: how strongly the most-off component says the labels are wrong."""
         worst = max((self.z(c) for c in self.values), default=0.0)
-        return float(1.0 - np.exp(-max(worst - Z_FLOOR, 0.0) / Z_SCALE))
+        return float(1.0 - np.exp(-max(worst - floor, 0.0) / Z_SCALE))
 
 
 # --------------------------------------------------------------------------- reading
@@ -645,7 +645,10 @@ def label_boxes(
 
 
 def image_score(
-    boxes: tuple[BoxIssue, ...], evidence: LossEvidence | None, loss_weight: float
+    boxes: tuple[BoxIssue, ...],
+    evidence: LossEvidence | None,
+    loss_weight: float,
+    z_floor: float = DEFAULT_Z_FLOOR,
 ) -> float:
     """The best box score, raised by the loss evidence (weight ``loss_weight``).
 
@@ -653,7 +656,7 @@ def image_score(
     busy street) should not outrank one clear error.
     """
     box = max((b.score for b in boxes), default=0.0)
-    loss = 0.0 if evidence is None else evidence.strength()
+    loss = 0.0 if evidence is None else evidence.strength(z_floor)
     return float(1.0 - (1.0 - box) * (1.0 - loss_weight * loss))
 
 
@@ -690,6 +693,7 @@ def rank_label_errors(
     top: int | None = None,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     loss_weight: float = DEFAULT_LOSS_WEIGHT,
+    z_floor: float = DEFAULT_Z_FLOOR,
 ) -> list[ImageLabelIssue]:
     """Label-error candidates of the catalog's labelled images, best first.
 
@@ -700,6 +704,7 @@ def rank_label_errors(
         min_confidence: predictions below this confidence never raise ``missing``,
             ``wrong_class`` or ``badly_placed`` (they still count as support).
         loss_weight: 0..1, weight of the loss evidence in an image's score.
+        z_floor: loss z-scores up to this are ordinary variation (no evidence).
 
     Returns:
         Every labelled image (``top`` of them), sorted by score, highest first; an
@@ -718,7 +723,12 @@ def rank_label_errors(
     if not isinstance(store, CatalogStore):
         with CatalogStore(store, readonly=True) as opened:
             return rank_label_errors(
-                opened, model, top=top, min_confidence=min_confidence, loss_weight=loss_weight
+                opened,
+                model,
+                top=top,
+                min_confidence=min_confidence,
+                loss_weight=loss_weight,
+                z_floor=z_floor,
             )
     check_catalog_model(store, model)
     names = class_names(store, model)
@@ -726,7 +736,9 @@ def rank_label_errors(
     rates = DatasetRates.of(images, min_confidence)
     evidence = loss_evidence(store, model, [image.image_id for image in images])
     issues = [
-        _image_issue(image, names, min_confidence, rates, evidence.get(image.image_id), loss_weight)
+        _image_issue(
+            image, names, min_confidence, rates, evidence.get(image.image_id), loss_weight, z_floor
+        )
         for image in images
     ]
     issues.sort(key=lambda issue: (-issue.score, issue.image_id))
@@ -740,6 +752,7 @@ def _image_issue(
     rates: DatasetRates,
     evidence: LossEvidence | None,
     loss_weight: float,
+    z_floor: float,
 ) -> ImageLabelIssue:
     iou = box_iou(image.label_boxes, image.pred_boxes)
     boxes = missing_boxes(image, iou, names, min_confidence, evidence)
@@ -748,7 +761,7 @@ def _image_issue(
     return ImageLabelIssue(
         image_id=image.image_id,
         path=image.path,
-        score=image_score(ordered, evidence, loss_weight),
+        score=image_score(ordered, evidence, loss_weight, z_floor),
         reason=image_reason(ordered, evidence),
         boxes=ordered,
     )
