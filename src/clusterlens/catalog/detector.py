@@ -267,8 +267,9 @@ def validate_detector(
     _check_device(device)
     model, task = load_yolo_checkpoint(checkpoint)
     args = {"data": str(data_yaml), "imgsz": imgsz, "batch": batch, "split": split}
-    args.update(device=device, plots=False, workers=0, verbose=False, task=task)
-    with _offline_training():
+    # rect: rectangular val batches, as the final validation in training builds them
+    args.update(device=device, plots=False, workers=0, verbose=False, task=task, rect=True)
+    with _offline_training(), _ultralytics_output_to_stderr():
         from ultralytics.models.yolo.detect import DetectionValidator
         from ultralytics.models.yolo.segment import SegmentationValidator
 
@@ -276,6 +277,30 @@ def validate_detector(
         overall = validator(model=model)
     metrics = {key: float(value) for key, value in overall.items() if key.startswith("metrics/")}
     return {**metrics, **_per_class(validator)}
+
+
+@contextmanager
+def _ultralytics_output_to_stderr() -> Iterator[None]:
+    """Ultralytics logs and draws progress on stdout; keep stdout for the caller's JSON."""
+    import contextlib
+    import logging
+    import sys
+
+    from ultralytics.utils import LOGGER
+
+    handlers = [
+        handler
+        for handler in LOGGER.handlers
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout
+    ]
+    for handler in handlers:
+        handler.setStream(sys.stderr)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for handler in handlers:
+            handler.setStream(sys.stdout)
 
 
 def _per_class(validator) -> dict[str, Any]:
