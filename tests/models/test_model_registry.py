@@ -31,7 +31,7 @@ def test_builtin_models_are_listed_with_their_source():
     assert "offline:camvid" in names
     assert "sentence:all-MiniLM-L6-v2" in names
     assert names == sorted(names)
-    assert list_models("camvid") == ["offline:camvid"]
+    assert list_models("camvid") == ["offline:camvid", "yolo:camvid"]  # the U-Net, the detector
     assert {"offline", "sentence"} <= set(list_sources())
 
 
