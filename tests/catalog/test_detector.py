@@ -141,6 +141,11 @@ def test_export_refuses_unfinished_runs_and_a_swapped_best(tmp_path):
     with pytest.raises(ValueError, match="will not be unpickled"):
         export_safe(run)
     assert not marker.exists() and not run.safe_checkpoint.exists()
+    # a finished run that recorded no hash: refused too, with the explicit converter command
+    run.best_sha256 = None
+    with pytest.raises(ValueError, match="convert-yolo .* --trust-source"):
+        export_safe(run)
+    assert not marker.exists() and not run.safe_checkpoint.exists()
 
 
 class _Payload:

@@ -208,9 +208,15 @@ def export_safe(run: DetectorRun) -> Path:
     if not run.finished:
         raise ValueError(f"the run in {run.out} has not finished; nothing to export yet")
     if not run.safe_checkpoint.is_file():
-        if not run.best.is_file() or (
-            run.best_sha256 is not None and _sha256(run.best) != run.best_sha256
-        ):
+        if run.best_sha256 is None and run.best.is_file():
+            # a run finished before hashes were recorded: nothing proves the file is the one
+            # training wrote, so unpickling it is the user's explicit decision
+            raise ValueError(
+                f"{STATE} in {run.out} records no SHA-256 of {run.best.name}, so it will not "
+                f"be unpickled; if you trust the file: clusterlens convert-yolo {run.best} "
+                f"{run.safe_checkpoint} --trust-source"
+            )
+        if not run.best.is_file() or _sha256(run.best) != run.best_sha256:
             raise ValueError(
                 f"{run.best} is missing or is not the checkpoint this run's training left "
                 f"(SHA-256 differs from {STATE}); it will not be unpickled"
