@@ -1,6 +1,7 @@
-"""Near-duplicate images in a catalog, by embedding and by symmetric loss distance.
+"""Near-duplicate images in a catalog, by embedding, symmetric loss distance and pixels.
 
-Two signals, each made scale-free so one threshold works across models and data sets:
+Three signals; the first two made scale-free so one threshold works across models and
+data sets:
 
 - **embedding**: cosine distance ``1 - cos(a, b)`` between the images' vectors, centred
   on the catalog's mean first. For a YOLO model that stored its bottleneck feature map
@@ -13,26 +14,35 @@ Two signals, each made scale-free so one threshold works across models and data 
   explain each other; ``mean`` is the alternative). Only pairs in the ``distances``
   table have it (all pairs, or each image's embedding k-NN with ``--pairs knn:K``); a
   pair with one direction computed uses it.
+- **pixels**: ``1 -`` the normalised cross-correlation of the two images' 32 x 24 grey
+  thumbnails (:mod:`clusterlens.catalog.thumbnails`), read from the files the catalog
+  recorded (read-only; a file that does not read is left out of this signal, with a
+  logged note). Not divided by a local scale: a resized, re-compressed copy correlates
+  at ~0.9999 with its original whatever its neighbours, the next frame of a moving
+  camera lower. The detector's features are too shift-invariant to tell the two apart.
 
-Each distance is divided by the *local scale* of the pair, ``min(r_a, r_b)``, where
-``r`` is an image's distance to its ``REFERENCE_RANK``-th nearest neighbour (after the
-self-tuning scale of Zelnik-Manor and Perona; the smaller of the two, so an image far
-from everything does not make its pairs look close). A copy sits far closer to its
-original than either image's fifth neighbour; in a stretch of near-identical video
-frames every frame has close neighbours, so its scale is small too and only a pair much
-closer than the rest stands out. A pair is flagged by a signal when its ratio is at most the
-signal's threshold (:data:`EMBEDDING_RATIO`, :data:`LOSS_RATIO` by default).
-Candidates: each image's ``k`` nearest neighbours by the embedding signal, plus every
-pair of the ``distances`` table.
+The embedding and loss distances are each divided by the *local scale* of the pair,
+``min(r_a, r_b)``, where ``r`` is an image's distance to its ``REFERENCE_RANK``-th
+nearest neighbour (after the self-tuning scale of Zelnik-Manor and Perona; the smaller
+of the two, so an image far from everything does not make its pairs look close). A copy
+sits far closer to its original than either image's fifth neighbour; in a stretch of
+near-identical video frames every frame has close neighbours, so its scale is small too
+and only a pair much closer than the rest stands out. A pair is flagged by a signal when
+its ratio (the pixel distance itself for ``pixels``) is at most the signal's threshold
+(:data:`EMBEDDING_RATIO`, :data:`LOSS_RATIO`, :data:`PIXEL_DISTANCE` by default).
+Candidates: each image's ``k`` nearest neighbours by the embedding signal and by the
+pixel thumbnails, plus every pair of the ``distances`` table.
 
 Limits: the loss signal sees only what the detector detects (two empty road frames are
 "close"); five or more near-identical frames of a stopped camera are one another's
-local scale, so they are flagged only when nearly identical (ratio near 0); the layout
-vector costs ``C x H x W`` floats per image in memory (192 x 10 x 10 at imgsz 320).
+local scale, so they are flagged only when nearly identical (ratio near 0); frames of a
+stopped camera are near-identical in pixels too and can pass the pixel threshold; the
+layout vector costs ``C x H x W`` floats per image in memory (192 x 10 x 10 at imgsz 320).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -46,8 +56,10 @@ from clusterlens.catalog.curation import (
     unit_embeddings,
 )
 from clusterlens.catalog.store import CatalogStore, blob_to_array
+from clusterlens.catalog.thumbnails import Thumbnails, catalog_thumbnails, pixel_distance
 
-SIGNALS = ("embedding", "loss")
+LOG = logging.getLogger(__name__)
+SIGNALS = ("embedding", "loss", "pixels")
 SYMMETRIES = ("max", "mean")
 SOURCES = ("auto", "map", "embedding")
 #: The neighbour rank whose distance sets an image's local scale (module docstring).
@@ -58,6 +70,11 @@ REFERENCE_RANK = 5
 #: run. Both are weak there on unseen frames (docs/catalog.md, "Benchmark").
 EMBEDDING_RATIO = 0.40
 LOSS_RATIO = 0.71
+#: Default threshold on the pixel distance (1 - thumbnail correlation): the one
+#: benchmarks/catalog_duplicates.py chose on CamVid train in its 2026-11-30 run (best F1
+#: on injected copies: 1.63e-4, the largest distance of a train copy to its original),
+#: rounded up. Unlike the two above it does not depend on the detector.
+PIXEL_DISTANCE = 2e-4
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,8 @@ class DuplicatePair:
 
     ``embedding_ratio`` / ``loss_ratio``: the pair's distance over the signal's
     local scale (lower is closer; ``None``: signal not available for the pair).
+    ``pixel_distance``: ``1 -`` the correlation of the grey thumbnails (``None``: a file
+    did not read, or the pixel signal was off).
     ``agree``: the signals whose ratio is under their threshold. ``score``: the smallest
     ratio / threshold among them (among all available signals when none agrees), so
     the signals compare on one scale and a pair is flagged when its score is at most 1;
@@ -80,6 +99,7 @@ class DuplicatePair:
     embedding_ratio: float | None
     loss_distance: float | None
     loss_ratio: float | None
+    pixel_distance: float | None
     agree: tuple[str, ...]
     score: float
     reason: str
@@ -172,21 +192,25 @@ def duplicate_candidates(
     embedding_ratio: float = EMBEDDING_RATIO,
     loss_ratio: float = LOSS_RATIO,
     source: str = "auto",
+    pixel_threshold: float = PIXEL_DISTANCE,
+    pixels: bool = True,
 ) -> list[DuplicatePair]:
-    """Every candidate pair with both signals, unfiltered, closest first.
+    """Every candidate pair with all signals, unfiltered, closest first.
 
-    Candidates are each image's ``k`` nearest neighbours by the embedding signal plus
-    every pair with a loss distance. Used by :func:`near_duplicates` and by the
-    benchmark, which sweeps thresholds over these ratios.
+    Candidates are each image's ``k`` nearest neighbours by the embedding signal and by
+    the pixel thumbnails, plus every pair with a loss distance. Used by
+    :func:`near_duplicates` and by the benchmark, which sweeps thresholds over these
+    ratios. ``pixels=False``: no image file is read and the pixel signal is off.
 
     Raises:
         ValueError: no embeddings, fewer than 2 images, ``k`` < 1 or a threshold <= 0.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    if not (embedding_ratio > 0 and loss_ratio > 0):
+    if not (embedding_ratio > 0 and loss_ratio > 0 and pixel_threshold > 0):
         raise ValueError(
-            f"thresholds must be > 0, got embedding {embedding_ratio}, loss {loss_ratio}"
+            f"thresholds must be > 0, got embedding {embedding_ratio}, loss {loss_ratio}, "
+            f"pixels {pixel_threshold}"
         )
     model = pick_model(store, model)
     ids, vectors, used = duplicate_vectors(store, model, source)
@@ -199,18 +223,16 @@ def duplicate_candidates(
     # without predictions every loss distance is the same: the signal would be noise
     usable = loss_signal_note(store, model) is None
     losses = symmetric_loss_distances(store, model, symmetric) if usable else {}
-    per_image: dict[int, list[float]] = {}
-    for (i, j), value in losses.items():
-        per_image.setdefault(i, []).append(value)
-        per_image.setdefault(j, []).append(value)
-    loss_scale = _local_scales(per_image)
-    keys = {
-        (min(int(ids[r]), int(ids[c])), max(int(ids[r]), int(ids[c])))
-        for r in range(len(ids))
-        for c in rows[r, :k]
-    } | {key for key in losses if key[0] in row_of and key[1] in row_of}
+    loss_scale = _local_scales(_per_image(losses))
+    thumbs = _thumbnails(store) if pixels else None
+    keys = _neighbour_keys(ids, rows[:, :k]) | {
+        key for key in losses if key[0] in row_of and key[1] in row_of
+    }
+    if thumbs is not None and len(thumbs.ids) > 1:
+        keys |= {key for key in _pixel_keys(thumbs, k) if key[0] in row_of and key[1] in row_of}
+    thumb_row = thumbs.row_of() if thumbs is not None else {}
     paths = image_paths(store)
-    thresholds = {"embedding": embedding_ratio, "loss": loss_ratio}
+    thresholds = {"embedding": embedding_ratio, "loss": loss_ratio, "pixels": pixel_threshold}
     pairs = []
     for a, b in keys:
         ra, rb = row_of[a], row_of[b]
@@ -220,11 +242,48 @@ def duplicate_candidates(
         ratios = {
             "embedding": max(0.0, 1.0 - cosine) / local,
             "loss": None if loss is None else loss / min(loss_scale[a], loss_scale[b]),
+            "pixels": None
+            if a not in thumb_row or b not in thumb_row
+            else pixel_distance(thumbs.vectors[thumb_row[a]], thumbs.vectors[thumb_row[b]]),
         }
         pairs.append(_pair(a, b, paths, cosine, loss, ratios, thresholds, used))
     # strongest evidence first (an exact copy scores 0 even where the loss disagrees);
     # among equal scores, the pair more signals flag
     return sorted(pairs, key=lambda p: (p.score, -len(p.agree), p.image_a, p.image_b))
+
+
+def _per_image(losses: dict[tuple[int, int], float]) -> dict[int, list[float]]:
+    per_image: dict[int, list[float]] = {}
+    for (i, j), value in losses.items():
+        per_image.setdefault(i, []).append(value)
+        per_image.setdefault(j, []).append(value)
+    return per_image
+
+
+def _neighbour_keys(ids: np.ndarray, rows: np.ndarray) -> set[tuple[int, int]]:
+    """(smaller id, larger id) of each row's listed neighbours."""
+    return {
+        (min(int(ids[r]), int(ids[c])), max(int(ids[r]), int(ids[c])))
+        for r in range(len(ids))
+        for c in rows[r]
+    }
+
+
+def _thumbnails(store: CatalogStore) -> Thumbnails:
+    """The catalog's thumbnails; unreadable files are logged, never raised."""
+    thumbs = catalog_thumbnails(store)
+    if thumbs.notes:
+        LOG.warning(
+            "%d image(s) left out of the pixel signal, e.g. %s",
+            len(thumbs.notes),
+            "; ".join(thumbs.notes[:3]),
+        )
+    return thumbs
+
+
+def _pixel_keys(thumbs: Thumbnails, k: int) -> set[tuple[int, int]]:
+    _, rows = nearest_neighbours(thumbs.vectors, k)
+    return _neighbour_keys(thumbs.ids, rows)
 
 
 def _pair(a, b, paths, cosine, loss, ratios, thresholds, source) -> DuplicatePair:
@@ -237,11 +296,13 @@ def _pair(a, b, paths, cosine, loss, ratios, thresholds, source) -> DuplicatePai
     parts = [f"{vector} cosine {cosine:.4f} ({ratios['embedding']:.2f}x the local scale)"]
     if loss is not None:
         parts.append(f"loss distance {loss:.3g} ({ratios['loss']:.2f}x the local scale)")
+    if ratios["pixels"] is not None:
+        parts.append(f"pixel correlation {1 - ratios['pixels']:.5f}")
     verdict = " and ".join(agree) + (" agree" if len(agree) > 1 else " flags it") if agree else ""
     reason = "; ".join(parts) + (f": {verdict}" if verdict else ": no signal under its threshold")
     return DuplicatePair(
         a, b, paths[a], paths[b], cosine, ratios["embedding"], loss, ratios["loss"],
-        agree, float(min(evidence)), reason,
+        ratios["pixels"], agree, float(min(evidence)), reason,
     )  # fmt: skip
 
 
@@ -254,11 +315,15 @@ def near_duplicates(
     embedding_ratio: float = EMBEDDING_RATIO,
     loss_ratio: float = LOSS_RATIO,
     source: str = "auto",
+    pixel_threshold: float = PIXEL_DISTANCE,
+    pixels: bool = True,
 ) -> list[DuplicatePair]:
     """The ``top`` pairs flagged by at least one signal, lowest score first (ties: the
     pair more signals flag, then the image ids)."""
     top = check_top(top)
-    pairs = duplicate_candidates(store, model, k, symmetric, embedding_ratio, loss_ratio, source)
+    pairs = duplicate_candidates(
+        store, model, k, symmetric, embedding_ratio, loss_ratio, source, pixel_threshold, pixels
+    )
     return [pair for pair in pairs if pair.agree][:top]
 
 
