@@ -17,9 +17,12 @@ Sources registered here:
 - ``hf:`` — transformers CLIP / SigLIP / DINOv2 from a folder or the local Hugging Face
   cache (``hf:openai/clip-vit-base-patch16``), or ``hf:tiny-clip`` / ``hf:tiny-siglip`` /
   ``hf:tiny-dinov2``; returns a ``ClipBundle``.
-- ``yolo:`` — ultralytics YOLO detect / segment: a ``.pt`` checkpoint on disk
-  (``yolo:/ckpt/yolov8n-seg.pt``; never downloaded) or a ``.yaml`` architecture from
-  seeded random init (``yolo:yolov8n-seg.yaml``); returns a ``YoloBundle``.
+- ``yolo:`` — ultralytics YOLO detect / segment: ``yolo:camvid`` (the packaged CamVid
+  detector), a ``.pt`` checkpoint on disk in the tensors-only format
+  (``yolo:/ckpt/detector.pt``; never downloaded; an ultralytics pickle is refused until
+  ``clusterlens convert-yolo SRC DST --trust-source`` converts it) or a ``.yaml``
+  architecture from seeded random init (``yolo:yolov8n-seg.yaml``); returns a
+  ``YoloBundle``.
 - ``vlm:`` — transformers vision-language models from a local folder or the local
   Hugging Face cache (``vlm:Qwen/Qwen2-VL-2B-Instruct``), or ``vlm:tiny:<family>`` tiny
   random models for tests.
@@ -89,7 +92,8 @@ register_loader(
     "yolo",
     load_yolo,
     list_specs=list_yolo_specs,
-    description="ultralytics YOLO: NAME.pt on disk or NAME.yaml (pip install clusterlens[yolo])",
+    description="ultralytics YOLO: camvid, a safe-format NAME.pt on disk or NAME.yaml "
+    "(pip install clusterlens[yolo])",
 )
 
 

@@ -2,7 +2,7 @@
 
 A model name carries its source as a prefix, timm-style: ``offline:camvid``,
 ``sentence:all-MiniLM-L6-v2``; later ``open_clip:ViT-B-16/laion2b_s34b_b88k``,
-``hf:openai/clip-vit-base-patch16``, ``yolo:yolov8n-seg.pt``, ``sam2:/path/to.pt``.
+``hf:openai/clip-vit-base-patch16``, ``yolo:camvid``, ``sam2:/path/to.pt``.
 Adding a source is one call to :func:`register_loader` with a function that turns the
 part after the colon into a model, and optionally one that lists known specs.
 """
