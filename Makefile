@@ -39,10 +39,13 @@ bench: $(STAMP)
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/window_bound.py --stride 3
 	cd benchmarks && OMP_WAIT_POLICY=PASSIVE ../$(BIN)/python matcher.py --fresh
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/queries.py --stride 5
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/queries.py --split train --stride 12
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/regions.py --limit 100
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/vlm.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/segment.py --split val --num-samples 30
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/catalog.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/catalog_issues.py --weights src/clusterlens/models/detector/camvid_detector.pt --note "yolo:camvid (shipped)"
+	cd benchmarks && OMP_WAIT_POLICY=PASSIVE ../$(BIN)/python catalog_duplicates.py --model yolo:camvid --note "yolo:camvid (shipped)"
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/flow.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/video.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/app.py
