@@ -349,7 +349,7 @@ def test_a_usual_confusion_counts_less_than_a_rare_one(tmp_path):
     k = next(k for k, (c, _) in enumerate(labels[car]) if c == 0)
     predictions[car][k] = (1, predictions[car][k][1], 0.9)
     db = make_catalog(tmp_path, labels, predictions)
-    issues = rank_label_errors(db, MODEL)
+    issues = rank_label_errors(db, MODEL, loss_weight=0.0)  # box scores only
     assert issues[0].path.endswith(f"im{car:02d}.png") and issues[0].boxes[0].kind == "wrong_class"
     assert issues[0].boxes[0].class_name == "car" and issues[0].boxes[0].score > 0.7
     signs = [b.score for i in issues[1:] for b in i.boxes if b.class_name == "sign"]
