@@ -29,3 +29,14 @@ def test_a_failed_write_keeps_the_old_file_and_removes_its_temporary(tmp_path):
         replace_atomically(target, half_then_fail)
     assert target.read_bytes() == b"old weights"
     assert [p.name for p in tmp_path.iterdir()] == ["weights.pt"]
+
+
+def test_a_new_file_gets_ordinary_permissions_and_a_replaced_one_keeps_its_own(tmp_path):
+    fresh = tmp_path / "new.json"
+    write_text_atomically(fresh, "{}")
+    assert fresh.stat().st_mode & 0o044 == 0o044  # readable by others, as open() would make it
+    kept = tmp_path / "kept.json"
+    kept.write_text("old")
+    kept.chmod(0o600)
+    write_text_atomically(kept, "new")
+    assert kept.stat().st_mode & 0o777 == 0o600

@@ -37,10 +37,20 @@ def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
         write(temporary)
         with open(temporary, "rb") as written:
             os.fsync(written.fileno())  # on disk before the rename makes it visible
+        os.chmod(temporary, _mode_for(path))  # mkstemp's file is private (0600)
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    """The replaced file's permissions, or what a plain ``open`` would give a new file."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_text_atomically(path: str | Path, text: str) -> None:

@@ -14,8 +14,6 @@ Both open the catalog read-only: the file keeps its bytes. The commands register
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from clusterlens.atomic import write_text_atomically
 from clusterlens.cli._common import print_json, user_errors
 from clusterlens.cli.catalog import DbOption, JsonOption, _say, catalog_app, catalog_errors
 
@@ -161,7 +160,8 @@ def select(
         picked = select_subset(store, budget, strategy, model=model, group_by=group_by)
     lines = "".join(f"{item.path}\n" for item in picked)
     if out is not None:
-        write_atomically(out, lines)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(out, lines)
     if as_json:
         print_json(
             {
@@ -188,19 +188,3 @@ def _check_out(out: Path, db: Path, force: bool) -> None:
         raise ValueError(f"--out {out} is the catalog itself; give another file")
     if out.exists() and not force:
         raise ValueError(f"--out {out} already exists; pass --force to overwrite it")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, then rename it over ``path``:
-    a reader sees the old file or the new one, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

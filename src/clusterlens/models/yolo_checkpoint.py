@@ -35,12 +35,12 @@ from __future__ import annotations
 import copy
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from clusterlens.atomic import replace_atomically
 from clusterlens.models.checkpoints import load_checkpoint
 
 FORMAT = "clusterlens-yolo"
@@ -116,15 +116,12 @@ def save_yolo_checkpoint(
         raise FileExistsError(f"{path} exists; pass force=True (--force) to overwrite it")
     checkpoint = checkpoint_dict(model, half, metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+
+    def write_and_prove(temporary: Path) -> None:
         torch.save(checkpoint, temporary)
         load_checkpoint(temporary, WHAT)  # proves the file needs no unpickling of objects
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; a shipped model must be readable
-        os.replace(temporary, path)  # atomic: a kill never leaves half a checkpoint at path
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+
+    replace_atomically(path, write_and_prove)  # a kill never leaves half a checkpoint at path
     return path
 
 
