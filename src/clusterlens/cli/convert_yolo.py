@@ -1,6 +1,7 @@
 """``clusterlens convert-yolo``: an ultralytics checkpoint into the safe, tensors-only format.
 
-Converting unpickles the source, which runs any code the file holds, so the command
+Converting rebuilds the network objects the source pickles (torch.nn / ultralytics.nn
+module classes only, with ``weights_only=True``), so the command
 refuses unless ``--trust-source`` says the user knows where the file came from.
 """
 
@@ -20,7 +21,7 @@ def convert_yolo_command(
     trust_source: bool = typer.Option(
         False,
         "--trust-source",
-        help="Required: SOURCE is unpickled (runs any code in it); only for a trusted file.",
+        help="Required: SOURCE's network objects are rebuilt; only for a trusted file.",
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite DESTINATION."),
     half: bool = typer.Option(

@@ -33,7 +33,9 @@ Example:
 from __future__ import annotations
 
 import copy
+import importlib
 import os
+import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -59,7 +61,7 @@ def convert_hint(path: str | os.PathLike) -> str:
     safe = Path(path).with_name(Path(path).stem + "-safe.pt")
     return (
         f"if you trust where it came from, convert it once with 'clusterlens convert-yolo "
-        f"{path} {safe} --trust-source' (this unpickles it, i.e. runs any code it holds) "
+        f"{path} {safe} --trust-source' (this rebuilds the network objects it pickles) "
         f"and load 'yolo:{safe}'"
     )
 
@@ -347,8 +349,10 @@ def convert_ultralytics_checkpoint(
 ) -> Path:
     """Convert an ultralytics-native ``.pt`` into the safe format; returns ``destination``.
 
-    Converting **unpickles** ``source`` with ultralytics' own loader, which runs any code
-    the file holds; ``trust_source=True`` says the caller knows where it came from.
+    Converting rebuilds the network objects ``source`` pickles, with ``weights_only=True``
+    and only the ``torch.nn`` / ``ultralytics.nn`` module classes it names allowed (any
+    other name is refused); ``trust_source=True`` says the caller accepts that those
+    classes are instantiated from the file.
 
     Args:
         source: the ultralytics checkpoint (``yolov8n-seg.pt``, ``runs/.../best.pt``).
@@ -369,9 +373,10 @@ def convert_ultralytics_checkpoint(
     source, destination = Path(source).expanduser(), Path(destination).expanduser()
     if not trust_source:
         raise PermissionError(
-            f"converting {source} unpickles it with ultralytics' loader, which runs any code "
-            "the file holds; do it only for a file whose origin you trust (your own training "
-            "run, an official release), and say so with --trust-source (trust_source=True)"
+            f"converting {source} rebuilds the network objects it pickles (torch.nn and "
+            "ultralytics.nn module classes only); do it only for a file whose origin you "
+            "trust (your own training run, an official release), and say so with "
+            "--trust-source (trust_source=True)"
         )
     if not source.is_file():
         raise FileNotFoundError(f"no checkpoint at {source.resolve()}")
@@ -393,14 +398,39 @@ def _is_safe_format(path: Path) -> bool:
 
 
 def _unpickle_ultralytics(source: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Ultralytics' own loader (``weights_only=False``); callers have checked the trust."""
+    """Load an ultralytics checkpoint with ``weights_only=True``, allowing only the
+    ``torch.nn`` and ``ultralytics.nn`` module classes the file names.
+
+    The names are listed without unpickling (``get_unsafe_globals_in_checkpoint``); a
+    file naming anything else (a function, another package) is refused, so nothing but
+    module classes is ever built, and no ``__reduce__`` of the file's choosing runs.
+    """
     from clusterlens.models.yolo import ultralytics_offline
 
     ultralytics_offline()
-    from ultralytics.nn.tasks import load_checkpoint as ultralytics_load
-
     try:
-        model, saved = ultralytics_load(str(source))
-    except (TypeError, KeyError, AttributeError) as err:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(source))
+    except (RuntimeError, ValueError) as err:  # not a torch.save zip file at all
         raise ValueError(f"{source} is not an ultralytics YOLO checkpoint: {err}") from err
+    allowed = [_module_class(source, name) for name in names]
+    try:
+        with torch.serialization.safe_globals(allowed):
+            saved = torch.load(source, map_location="cpu", weights_only=True)
+        model = (saved.get("ema") or saved["model"]).float()
+    except (pickle.UnpicklingError, RuntimeError, TypeError, KeyError, AttributeError) as err:
+        raise ValueError(f"{source} is not an ultralytics YOLO checkpoint: {err}") from err
+    model.args = dict(saved.get("train_args") or {})  # the loss gains the safe file keeps
     return model, saved
+
+
+def _module_class(source: Path, name: str) -> type:
+    """The ``torch.nn`` / ``ultralytics.nn`` module class a checkpoint names, else refuse."""
+    module_name, _, attribute = name.rpartition(".")
+    if module_name.startswith(("torch.nn.modules.", "ultralytics.nn.")):
+        found = getattr(importlib.import_module(module_name), attribute, None)
+        if isinstance(found, type) and issubclass(found, torch.nn.Module):
+            return found
+    raise ValueError(
+        f"{source} names {name!r}, which is not a torch.nn or ultralytics.nn module class; "
+        "it is not converted (only network modules may be rebuilt from a checkpoint)"
+    )
