@@ -47,11 +47,26 @@ class AskResult:
     stages_s: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     baseline: dict[str, Any] | None = None
+    #: FLOPs spent choosing the tokens (allocation: the relevance model's passes); None
+    #: where the method does not count them
+    select_flops: int | None = None
+
+    @property
+    def flops_ratio_with_selection(self) -> float | None:
+        """(kept prefill + selection) / full prefill: the cost a user pays, end to end
+        in the language model and the chooser (the vision tower runs in full either way)."""
+        if self.select_flops is None:
+            return None
+        return (self.flops_kept + self.select_flops) / max(self.flops_full, 1)
 
     def to_json(self) -> dict[str, Any]:
         payload = dict(self.__dict__)
         payload["token_grid"] = list(self.token_grid)
         payload["flops_ratio"] = round(self.flops_kept / max(self.flops_full, 1), 4)
+        with_selection = self.flops_ratio_with_selection
+        payload["flops_ratio_with_selection"] = (
+            None if with_selection is None else round(with_selection, 4)
+        )
         return payload
 
 
@@ -175,6 +190,7 @@ def answer_question(
         total_s=time.perf_counter() - started,
         stages_s=stages,
         notes=notes,
+        select_flops=round(selection.allocation.cost.get("encoder_gflops", 0.0) * 1e9),
     )
     if baseline:
         result.baseline = _full_answer(loaded, full_image, max_new_tokens)
@@ -225,6 +241,7 @@ def _answer_with_pruner(
         "tokens_full": answer.tokens_full,
         "flops_kept": answer.flops_kept,
         "flops_full": answer.flops_full,
+        "select_flops": answer.select_flops,
         "prefill_s": answer.prefill_s,
         "generate_s": answer.generate_s,
         "stages": {"vision": vision_s, "select": answer.select_s},

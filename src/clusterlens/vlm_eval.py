@@ -162,10 +162,14 @@ class AllocationStrategy(TokenPruner):
             seed=self.seed,
         )
         allocation = selection.allocation
+        # the relevance model's passes; clustering and numpy work are not counted
+        spent = round(allocation.cost.get("encoder_gflops", 0.0) * 1e9)
         has_coarse = bool((allocation.levels > 0).any())
         if has_coarse and not isinstance(adapter, LlavaNextAdapter):
-            return PruningPlan(pool=adapter.pool_from_allocations([allocation], inputs.batch))
-        return PruningPlan(keep=adapter.keep_from_allocations([allocation], inputs.batch))
+            pool = adapter.pool_from_allocations([allocation], inputs.batch)
+            return PruningPlan(pool=pool, selection_flops=spent)
+        keep = adapter.keep_from_allocations([allocation], inputs.batch)
+        return PruningPlan(keep=keep, selection_flops=spent)
 
 
 def strategy_names() -> list[str]:
@@ -503,6 +507,7 @@ def _evaluate(
         "tokens_full": answer.tokens_full,
         "flops_kept": answer.flops_kept,
         "flops_full": answer.flops_full,
+        "select_flops": answer.select_flops,
         "vision_s": vision_s,
         "select_s": answer.select_s,
         "prefill_s": answer.prefill_s,
@@ -572,12 +577,33 @@ def _summary_row(
         "flops_ratio": round(
             float(np.mean([row["flops_kept"] / max(row["flops_full"], 1) for row in group])), 6
         ),
+        **_selection_flops(group),
         "vision_s": mean("vision_s"),
         "select_s": mean("select_s"),
         "prefill_s": mean("prefill_s"),
         "generate_s": mean("generate_s"),
         "peak_memory_mib": max(peaks) if peaks else None,
         "selection_overhead": overhead,
+    }
+
+
+def _selection_flops(group: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Mean selection GFLOPs, and the FLOPs ratio with them added to the kept prefill.
+
+    None when any record of the group has no count (a method that does not report its
+    choice's FLOPs, or records written before they were counted): a partial mean would
+    read as a measured one.
+    """
+    spent = [row.get("select_flops") for row in group]
+    if any(value is None for value in spent):
+        return {"select_gflops": None, "flops_ratio_with_selection": None}
+    ratios = [
+        (row["flops_kept"] + cost) / max(row["flops_full"], 1)
+        for row, cost in zip(group, spent, strict=True)
+    ]
+    return {
+        "select_gflops": float(np.mean(spent)) / 1e9,
+        "flops_ratio_with_selection": round(float(np.mean(ratios)), 6),
     }
 
 

@@ -105,6 +105,14 @@ def test_twenty_items_every_strategy_three_budgets_then_a_rerun_resumes_everythi
         flops = [rows[(name, budget)]["flops_ratio"] for budget in (4, 8, 16)]
         assert flops == sorted(flops) and flops[-1] < 1.0
     assert all(rows[("mip-cascade", b)]["image_tokens_kept"] <= b for b in (4, 8, 16))
+    for budget in (4, 8, 16):  # our selection's FLOPs are counted; DivPrune's are not
+        # (zero here: "the circle", "the left" name no class of offline:camvid, so no
+        # model pass runs; tests/models/vlm/test_ask_cli.py asks one that does)
+        ours = rows[("mip-cascade", budget)]
+        assert ours["select_gflops"] == 0.0
+        assert ours["flops_ratio_with_selection"] == ours["flops_ratio"]
+        assert rows[("divprune", budget)]["flops_ratio_with_selection"] is None
+    assert rows[("fastv", 4)]["flops_ratio_with_selection"] == rows[("fastv", 4)]["flops_ratio"]
     scores = [record["score"] for record in results["records"] if record["strategy"] == "all"]
     assert rows[("all", None)]["accuracy"] == pytest.approx(float(np.mean(scores)))
     assert all(0.0 <= record["score"] <= 1.0 for record in results["records"])

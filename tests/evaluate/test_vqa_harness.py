@@ -41,6 +41,21 @@ def record(strategy: str, budget: int | None, item: str, score: float, prefill: 
     }
 
 
+def test_selection_flops_are_added_to_the_kept_prefill_when_every_record_counts_them(tmp_path):
+    records = [
+        {**record("mip-cascade", 8, "q1", 1.0, 0.1), "select_flops": 4},
+        {**record("mip-cascade", 8, "q2", 1.0, 0.1), "select_flops": 8},
+    ]
+    config = EvalConfig("tiny:qwen2_vl", Path("set.jsonl"), ["mip-cascade"], [8], tmp_path)
+    (row,) = summarize(records, config)["summary"]
+    assert row["flops_ratio"] == pytest.approx(8 / 24)
+    assert row["flops_ratio_with_selection"] == pytest.approx(((8 + 4) / 24 + (8 + 8) / 24) / 2)
+    assert row["select_gflops"] == pytest.approx(6e-9)
+    mixed = [records[0], record("mip-cascade", 8, "q3", 1.0, 0.1)]  # one without a count
+    (row,) = summarize(mixed, config)["summary"]
+    assert row["select_gflops"] is None and row["flops_ratio_with_selection"] is None
+
+
 def test_store_appends_reloads_and_drops_a_torn_last_line(tmp_path):
     path = tmp_path / "records.jsonl"
     store = RecordStore(path)
@@ -67,6 +82,8 @@ def test_summary_means_and_the_selection_overhead_against_all_tokens(tmp_path):
     summary = {row["strategy"]: row for row in summarize(records, config)["summary"]}
     assert summary["all"]["accuracy"] == 0.5 and summary["divprune"]["accuracy"] == 1.0
     assert summary["divprune"]["flops_ratio"] == pytest.approx(8 / 24)
+    # records without a selection count (older runs, methods that do not count) stay None
+    assert summary["divprune"]["flops_ratio_with_selection"] is None
     # selection 0.04 s on average against 0.4 - 0.2 = 0.2 s of prefill saved
     assert summary["divprune"]["selection_overhead"] == pytest.approx(0.2)
     assert summary["all"]["selection_overhead"] is None

@@ -149,6 +149,13 @@ def _print_summary(result: AskResult) -> None:
         f"{result.flops_kept:.3e} vs {result.flops_full:.3e} full "
         f"({result.flops_kept / max(result.flops_full, 1):.1%})"
     )
+    if result.select_flops:
+        ratio = result.flops_ratio_with_selection
+        share = f"{ratio:.1%} of" if ratio < 1 else f"{ratio:,.1f} times"
+        console.print(
+            f"selection FLOPs (relevance model passes): {result.select_flops:.3e}; kept "
+            f"prefill plus selection: {share} the full prefill"
+        )
     console.print(
         f"time: prefill {result.prefill_s * 1000:.1f} ms, generate {result.generate_s:.2f} s, "
         f"total {result.total_s:.2f} s (load {result.stages_s['load_vlm']:.2f} s, "

@@ -52,7 +52,32 @@ def test_ask_keeps_the_budget_and_accounts_for_it(app, image_file):
     shape = DecoderShape(layers=2, hidden=32, ffn=64)
     assert report["flops_kept"] == prefill_flops(report["tokens_kept"], shape)
     assert report["flops_full"] == prefill_flops(report["tokens_full"], shape)
+    # "red square" names no class of the offline model: no model pass, nothing spent
+    assert report["select_flops"] == 0
+    assert report["flops_ratio_with_selection"] == report["flops_ratio"]
     assert any("random weights" in note for note in report["notes"])
+
+
+@pytest.mark.slow
+def test_the_relevance_models_flops_are_counted_with_the_prefill(app, image_file):
+    result = runner.invoke(
+        app,
+        ["ask", str(image_file), "--query", "cars", "--vlm", "tiny:qwen2_vl"]
+        + ["--budget", "20", "--max-new-tokens", "2", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    # offline:camvid's passes: on a tiny VLM they dwarf its prefill
+    assert report["select_flops"] > report["flops_full"]
+    assert report["flops_ratio_with_selection"] == pytest.approx(
+        (report["flops_kept"] + report["select_flops"]) / report["flops_full"], abs=1e-4
+    )
+    plain = runner.invoke(
+        app,
+        ["ask", str(image_file), "--query", "cars", "--vlm", "tiny:qwen2_vl"]
+        + ["--budget", "20", "--max-new-tokens", "2"],
+    )
+    assert "selection FLOPs (relevance model passes)" in plain.output
 
 
 def test_a_model_that_is_not_on_disk_is_a_clear_error(app, image_file, tmp_path):
@@ -118,6 +143,12 @@ def test_ask_answers_with_a_token_pruning_baseline(app, image_file, pruner):
     assert report["image_tokens_kept"] == 20
     assert report["flops_kept"] < report["flops_full"]
     assert {"vision", "select"} <= set(report["stages_s"])
+    # only FastV's choice is counted (its probe layers, already inside flops_kept)
+    if pruner == "fastv":
+        assert report["select_flops"] == 0
+        assert report["flops_ratio_with_selection"] == report["flops_ratio"]
+    else:
+        assert report["select_flops"] is None and report["flops_ratio_with_selection"] is None
 
 
 def test_a_pruning_baseline_refuses_variable_budgets(app, image_file):
@@ -157,6 +188,7 @@ def test_ask_about_a_video_keeps_the_budget_of_video_tokens(app, clip_folder, fa
     assert report["image_tokens_kept"] == 30
     assert report["tokens_full"] - report["tokens_kept"] == 2 * rows * cols - 30
     assert any("4 frames, 2 temporal patches" in note for note in report["notes"])
+    assert report["select_flops"] == 0  # "red square" matches no class: no model pass
 
 
 def test_ask_about_a_video_refuses_image_families_and_single_frames(app, clip_folder, tmp_path):

@@ -69,17 +69,26 @@ class PrunedAnswer:
     prefill_s: float
     generate_s: float
     notes: list[str] = field(default_factory=list)
+    #: FLOPs the method spent choosing (None: not counted); see :class:`PruningPlan`
+    select_flops: int | None = None
 
 
 @dataclass
 class PruningPlan:
-    """What :meth:`PruningAdapter.prepare` takes: ``keep`` (N,) bool and/or ``pool`` (N,) long."""
+    """What :meth:`PruningAdapter.prepare` takes: ``keep`` (N,) bool and/or ``pool`` (N,) long.
+
+    ``selection_flops`` is what choosing cost in model FLOPs, where the method knows it
+    (our allocation strategies: the relevance model's passes); None where it is not
+    counted, so that a reader can tell "free" from "not measured".
+    """
 
     keep: torch.Tensor | None = None
     pool: torch.Tensor | None = None
+    selection_flops: int | None = None
 
     def prepare_kwargs(self) -> dict[str, torch.Tensor]:
-        return {name: value for name, value in self.__dict__.items() if value is not None}
+        chosen = {"keep": self.keep, "pool": self.pool}
+        return {name: value for name, value in chosen.items() if value is not None}
 
 
 class TokenPruner:
@@ -131,6 +140,7 @@ class TokenPruner:
             select_s=select_s,
             prefill_s=answer.prefill_s,
             generate_s=answer.total_s,
+            select_flops=plan.selection_flops,
         )
 
 

@@ -120,6 +120,8 @@ class FastV(TokenPruner):
             select_s=state.select_s,
             prefill_s=answer.prefill_s,
             generate_s=answer.total_s,
+            # the probe is the first K layers on the full prompt, already in flops_kept
+            select_flops=0,
         )
 
     @contextmanager
