@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clusterlens.video.pyramid import carry_clusters, temporal_pyramid
+from clusterlens.video.pyramid import carry_clusters, iter_carried_clusters, temporal_pyramid
 
 
 def test_levels_pool_time_and_space(make_clip):
@@ -55,3 +55,23 @@ def test_keyframe_interval_bounds_a_stretch(make_clip):
     assert len(maps) == 5 and keyframes == [0, 2, 4]
     with pytest.raises(ValueError, match="min_warped_share"):
         carry_clusters(make_clip(frames=2), min_warped_share=2)
+
+
+def test_carried_maps_stream_one_stretch_at_a_time(make_clip):
+    clip = make_clip(frames=7)
+    pulled = []
+
+    def frames():
+        for index, frame in enumerate(clip):
+            pulled.append(index)
+            yield frame
+
+    stream = iter_carried_clusters(frames(), keyframe_interval=3, n_segments=20)
+    first, is_keyframe = next(stream)
+    # the first map comes after one stretch is read, not the whole clip
+    assert is_keyframe and len(pulled) == 3
+    rest = list(stream)
+    maps, keyframes = carry_clusters(clip, keyframe_interval=3, n_segments=20)
+    streamed = [first] + [ids for ids, _ in rest]
+    assert all(np.array_equal(a, b) for a, b in zip(streamed, maps, strict=True))
+    assert [0] + [i + 1 for i, (_, key) in enumerate(rest) if key] == keyframes

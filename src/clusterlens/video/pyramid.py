@@ -23,7 +23,7 @@ ids are offset so that no two stretches share an id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -90,17 +90,37 @@ def carry_clusters(
     """(H, W) id maps of every frame, ids carried along flow, and the keyframes.
 
     An id means one region from its keyframe until the next (ClusterMap relabels ids
-    per frame; these are the original, carried ones).
+    per frame; these are the original, carried ones). This keeps every frame's map:
+    a caller that needs a few pixels of each should read :func:`iter_carried_clusters`,
+    which holds one stretch at a time.
+    """
+    maps: list[np.ndarray] = []
+    keyframes: list[int] = []
+    for index, (ids, is_keyframe) in enumerate(
+        iter_carried_clusters(frames, keyframe_interval, min_warped_share, n_segments, **options)
+    ):
+        maps.append(ids)
+        if is_keyframe:
+            keyframes.append(index)
+    return maps, keyframes
 
-    Frames are read ``keyframe_interval`` at a time (memory holds one stretch). A frame
-    whose warped share is below ``min_warped_share`` starts a new stretch: it becomes a
-    keyframe, clustered from scratch. ``options`` go to
-    :func:`~clusterlens.regions.video.cluster_video`.
+
+def iter_carried_clusters(
+    frames: Iterable[np.ndarray],
+    keyframe_interval: int = 10,
+    min_warped_share: float = 0.8,
+    n_segments: int = 300,
+    **options,
+) -> Iterator[tuple[np.ndarray, bool]]:
+    """Each frame's (H, W) carried id map and whether it is a keyframe, in order.
+
+    Frames are read ``keyframe_interval`` at a time, so memory holds one stretch of
+    frames and maps, not the clip's. A frame whose warped share is below
+    ``min_warped_share`` starts a new stretch: it becomes a keyframe, clustered from
+    scratch. ``options`` go to :func:`~clusterlens.regions.video.cluster_video`.
     """
     if not 0.0 <= min_warped_share <= 1.0:
         raise ValueError(f"min_warped_share must lie in [0, 1], got {min_warped_share}")
-    maps: list[np.ndarray] = []
-    keyframes: list[int] = []
     pending: list[np.ndarray] = []
     offset = 0
     iterator = iter(frames)
@@ -120,10 +140,10 @@ def carry_clusters(
         # keep frames up to the first whose warp is no longer trusted; it restarts
         low = [i for i, share in enumerate(result.warped_share) if share < min_warped_share]
         keep = low[0] if low else len(pending)
-        start = len(maps)
-        for cluster_map in result.maps[:keep]:
-            maps.append(np.asarray(cluster_map.meta["ids"])[cluster_map.labels] + offset)
-        keyframes.append(start)
-        offset = int(max(ids.max() for ids in maps[start:])) + 1
+        largest = -1
+        for position, cluster_map in enumerate(result.maps[:keep]):
+            ids = np.asarray(cluster_map.meta["ids"])[cluster_map.labels] + offset
+            largest = max(largest, int(ids.max()))
+            yield ids, position == 0
+        offset = largest + 1
         pending = pending[keep:]
-    return maps, keyframes

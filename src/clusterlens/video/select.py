@@ -113,18 +113,29 @@ def select_video(
 def _cell_clusters(
     context: VideoContext, cells: PatchGrid, chosen: strategies.Chosen, ledger: Ledger
 ) -> np.ndarray:
-    """The carried cluster id at each kept cell's centre pixel."""
-    from clusterlens.video.pyramid import carry_clusters  # local: regions load on demand
+    """The carried cluster id at each kept cell's centre pixel.
+
+    Maps are read frame by frame and only the kept cells' pixels are kept: a long,
+    large clip never holds every frame's full-size map.
+    """
+    from clusterlens.video.pyramid import iter_carried_clusters  # local: regions on demand
 
     started = time.perf_counter()
-    maps, keyframes = carry_clusters(rgb for _, rgb in context.frames)
     row_starts, row_ends, col_starts, col_ends = cells.spans()
     ys = (row_starts[chosen.rows] + row_ends[chosen.rows] - 1) // 2
     xs = (col_starts[chosen.cols] + col_ends[chosen.cols] - 1) // 2
-    ids = np.array([maps[t][y, x] for t, y, x in zip(chosen.frames, ys, xs, strict=True)])
+    frames = np.asarray(chosen.frames)
+    ids = np.full(len(frames), -1, np.int64)
+    keyframes = 0
+    for index, (id_map, is_keyframe) in enumerate(
+        iter_carried_clusters(rgb for _, rgb in context.frames)
+    ):
+        here = frames == index
+        ids[here] = id_map[ys[here], xs[here]]
+        keyframes += is_keyframe
     ledger.add("clusters_ms", (time.perf_counter() - started) * 1000)
-    ledger.add("cluster_keyframes", len(keyframes))
-    return ids.astype(np.int64)
+    ledger.add("cluster_keyframes", keyframes)
+    return ids
 
 
 def _video_context(
