@@ -17,7 +17,6 @@ from clusterlens.catalog.curation import (
     hard_images,
     outliers,
     pick_model,
-    robust_z,
 )
 from clusterlens.catalog.near_duplicates import (
     duplicate_candidates,
@@ -223,6 +222,11 @@ def test_embedding_model_has_no_hardness(store):
     assert _row(outliers(store, CLIP, top=1)[0].image_id) == OUTLIER
 
 
+def test_outliers_with_k_above_the_catalog_size_use_every_other_image(store):
+    found = outliers(store, MODEL, top=1, k=100)
+    assert _row(found[0].image_id) == OUTLIER and len(found[0].neighbours) == COUNT - 1
+
+
 def test_model_must_be_chosen_among_the_catalogs(store, tmp_path):
     assert pick_model(store, None) == MODEL  # the only YOLO model
     with pytest.raises(ValueError, match="no embeddings of"):
@@ -230,10 +234,3 @@ def test_model_must_be_chosen_among_the_catalogs(store, tmp_path):
     with CatalogStore(tmp_path / "empty.db") as empty:
         with pytest.raises(ValueError, match="has no embeddings"):
             pick_model(empty, None)
-
-
-def test_robust_z_ignores_one_extreme_value():
-    values = np.array([1.0, 1.1, 0.9, 1.0, 1.05, 0.95, 50.0])
-    z = robust_z(values)
-    assert z[-1] > 100 and np.all(np.abs(z[:-1]) < 2)
-    assert np.all(robust_z(np.ones(4)) == 0)

@@ -13,7 +13,8 @@ one-line ``reason`` and ``to_json()``. Near-duplicates live in
   (mean cosine distance to them, as a robust z-score), with those neighbours named.
 
 Example:
-    >>> from clusterlens.catalog.store import CatalogStore
+    >>> from clusterlens.catalog.statistics import nearest_neighbours, robust_z
+from clusterlens.catalog.store import CatalogStore
     >>> with CatalogStore("catalog.db", readonly=True) as store:  # doctest: +SKIP
     ...     for item in hard_images(store, top=3):
     ...         print(item.path, item.reason)
@@ -27,14 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from clusterlens.catalog.statistics import nearest_neighbours, robust_z
 from clusterlens.catalog.store import CatalogStore
 
 #: Loss components (higher is worse) and detection metrics (lower is worse) a hardness
 #: score looks at; a metric's z-score is negated so that "off" is always positive.
 LOSS_COLUMNS = ("box", "cls", "dfl", "seg")
 METRIC_COLUMNS = ("mean_iou", "hit_freq", "dice")
-#: MAD -> standard deviation for normal data, so a robust z reads like a z-score.
-MAD_TO_SIGMA = 1.4826
 
 
 # ---------------------------------------------------------------------- shared readers
@@ -84,42 +84,6 @@ def unit_embeddings(
         vectors = vectors - vectors.mean(axis=0)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     return ids, np.ascontiguousarray(vectors, dtype=np.float32)
-
-
-def nearest_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(cosine similarities, row indices) of each row's ``k`` nearest other rows.
-
-    Exact search (faiss inner product). Self matches are removed by index, not by
-    value, so an exact duplicate still counts as a neighbour at similarity 1.
-    """
-    import faiss
-
-    count = len(vectors)
-    k = min(k, count - 1)
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
-    similarity, found = index.search(vectors, k + 1)
-    sims = np.empty((count, k), np.float32)
-    rows = np.empty((count, k), np.int64)
-    for row in range(count):
-        keep = [col for col in range(k + 1) if found[row, col] != row][:k]
-        sims[row], rows[row] = similarity[row, keep], found[row, keep]
-    return sims, rows
-
-
-def robust_z(values: np.ndarray) -> np.ndarray:
-    """(x - median) / (1.4826 MAD), NaN kept; falls back to the mean absolute deviation
-    when more than half the values are equal (MAD 0), and to 0 when all are equal."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return np.full_like(values, np.nan, dtype=np.float64)
-    median = np.median(finite)
-    spread = MAD_TO_SIGMA * np.median(np.abs(finite - median))
-    if spread == 0:
-        spread = 1.2533 * np.mean(np.abs(finite - median))  # sqrt(pi/2): mean abs dev -> sigma
-    if spread == 0:
-        return np.where(np.isfinite(values), 0.0, np.nan)
-    return (values - median) / spread
 
 
 def check_top(top: int) -> int:

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from clusterlens.catalog.dataset import read_labels
+from clusterlens.catalog.statistics import nearest_neighbours, robust_z
 from clusterlens.catalog.store import CatalogStore
 
 KINDS = ("missing", "spurious", "wrong_class", "badly_placed")
@@ -386,32 +387,6 @@ class DatasetRates:
         return cls(detectability(images, min_confidence), confusion(images, min_confidence))
 
 
-def robust_z(values: np.ndarray) -> np.ndarray:
-    """(x - median) / (1.4826 MAD): a z-score that a few wild values do not hide."""
-    median = np.nanmedian(values)
-    spread = 1.4826 * np.nanmedian(np.abs(values - median))
-    if not spread > 0:
-        spread = np.nanstd(values) or 1.0
-    return (values - median) / spread
-
-
-def nearest_neighbours(vectors: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
-    """(N, min(k, N-1)) indices of each row's nearest other rows by cosine similarity."""
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    k = min(k, len(unit) - 1)
-    out = np.zeros((len(unit), max(k, 0)), dtype=np.int64)
-    if k <= 0:
-        return out
-    for start in range(0, len(unit), chunk):
-        similarity = unit[start : start + chunk] @ unit.T
-        rows = np.arange(similarity.shape[0])
-        similarity[rows, rows + start] = -np.inf  # never one's own neighbour
-        top = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-        order = np.take_along_axis(similarity, top, axis=1).argsort(axis=1)[:, ::-1]
-        out[start : start + chunk] = np.take_along_axis(top, order, axis=1)
-    return out
-
-
 def loss_evidence(store: CatalogStore, model: str, image_ids: list[int]) -> dict[int, LossEvidence]:
     """Per image: its losses, z against the data set, z against its nearest images.
 
@@ -430,7 +405,7 @@ def loss_evidence(store: CatalogStore, model: str, image_ids: list[int]) -> dict
     table = np.array([rows[i] for i in ids], dtype=np.float64)  # NULL seg -> nan
     emb_ids, vectors = store.embeddings(model)
     position = {int(i): n for n, i in enumerate(emb_ids.tolist())}
-    neighbours = nearest_neighbours(vectors[[position[i] for i in ids]], NEIGHBOURS)
+    _, neighbours = nearest_neighbours(vectors[[position[i] for i in ids]], NEIGHBOURS)
     out = {}
     columns = {c: n for n, c in enumerate(EVIDENCE_COMPONENTS) if not np.isnan(table[:, n]).all()}
     z_global = {c: robust_z(table[:, n]) for c, n in columns.items()}

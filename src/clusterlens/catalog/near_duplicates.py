@@ -48,13 +48,8 @@ from typing import Any
 
 import numpy as np
 
-from clusterlens.catalog.curation import (
-    check_top,
-    image_paths,
-    nearest_neighbours,
-    pick_model,
-    unit_embeddings,
-)
+from clusterlens.catalog.curation import check_top, image_paths, pick_model, unit_embeddings
+from clusterlens.catalog.statistics import nearest_neighbours
 from clusterlens.catalog.store import CatalogStore, blob_to_array
 from clusterlens.catalog.thumbnails import Thumbnails, catalog_thumbnails, pixel_distance
 
