@@ -159,6 +159,32 @@ def test_a_label_error_shows_its_boxes_and_why(view, planted):
     assert all(f"#{j} " in text for j in evidence.neighbours)
 
 
+def test_the_grid_reads_labels_and_losses_once(view, planted, monkeypatch):
+    """The view reuses the ranking's own images and loss evidence (reading them a
+    second time cost about a second a click on CamVid)."""
+    import clusterlens.catalog.label_errors as label_errors
+
+    calls = {"load_images": 0, "loss_evidence": 0}
+
+    def counted(name):
+        original = getattr(label_errors, name)
+
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return original(*args, **kwargs)
+
+        return call
+
+    for name in calls:
+        monkeypatch.setattr(label_errors, name, counted(name))
+    _, ranked, _ = problem_grid(view, "label_errors", MODEL, 3)
+    assert calls == {"load_images": 1, "loss_evidence": 1}
+    first = ranked[0]
+    # the neighbours' loss values come with the candidate, from the same evidence
+    assert list(first.neighbour_losses) == list(first.evidence.neighbours)
+    assert first.image is not None and first.image.image_id == first.issue.image_id
+
+
 def test_a_clean_image_draws_no_candidate(view, planted):
     _, ranked, _ = problem_grid(view, "label_errors", MODEL, COUNT)
     clean = next(candidate for candidate in ranked if not candidate.issue.boxes)

@@ -11,10 +11,14 @@ import numpy as np
 import pytest
 
 from clusterlens.catalog.label_errors import (
+    NEIGHBOURS,
     BoxIssue,
     ImageLabelIssue,
     box_iou,
+    load_images,
+    loss_evidence,
     rank_label_errors,
+    rank_label_errors_with_evidence,
 )
 from clusterlens.catalog.store import CatalogStore, ImageRecord
 
@@ -244,6 +248,33 @@ def test_an_embedding_model_is_named_as_such(tmp_path):
         store.write_batch("open_clip:tiny", run, [ImageRecord(ids[0], np.ones(4, np.float32))])
     with pytest.raises(ValueError, match="open_clip:tiny is an embedding model"):
         rank_label_errors(db, "open_clip:tiny")
+
+
+def test_the_ranking_with_evidence_is_the_ranking_and_what_it_read(tmp_path):
+    labels, predictions, _ = _corrupted("missing")
+    db = make_catalog(tmp_path, labels, predictions)
+    ranking = rank_label_errors_with_evidence(db, MODEL, top=3)
+    assert ranking.issues == rank_label_errors(db, MODEL, top=3)
+    with CatalogStore(db, readonly=True) as store:
+        images = load_images(store, MODEL)
+        evidence = loss_evidence(store, MODEL, [image.image_id for image in images])
+    # every labelled image, not only the top 3: their neighbours lie outside it
+    assert sorted(ranking.images) == [image.image_id for image in images]
+    assert ranking.evidence == evidence and len(ranking.evidence) == 12
+    first = ranking.issues[0]
+    assert ranking.images[first.image_id].path == first.path
+    with pytest.raises(ValueError, match="top must be a positive number"):
+        rank_label_errors_with_evidence(db, MODEL, top=0)
+
+
+def test_fewer_images_than_neighbours_compare_with_all_the_others(tmp_path):
+    labels, predictions, _ = _corrupted("missing")
+    db = make_catalog(tmp_path, labels[:3], predictions[:3])
+    ranking = rank_label_errors_with_evidence(db, MODEL)
+    assert len(ranking.issues) == 3 and NEIGHBOURS > 2
+    for image_id, evidence in ranking.evidence.items():
+        assert sorted(evidence.neighbours) == sorted(set(ranking.images) - {image_id})
+        assert all(np.isfinite(z) for z in evidence.z_global.values())
 
 
 def test_box_iou():

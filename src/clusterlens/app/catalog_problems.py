@@ -37,9 +37,7 @@ from clusterlens.catalog.label_errors import (
     ImageLabelIssue,
     LabelledImage,
     LossEvidence,
-    load_images,
-    loss_evidence,
-    rank_label_errors,
+    rank_label_errors_with_evidence,
 )
 from clusterlens.catalog.near_duplicates import DuplicatePair, loss_signal_note, near_duplicates
 from clusterlens.catalog.store import CatalogStore
@@ -90,16 +88,15 @@ def rank_problems(view: CatalogView, section: str, model: str, top: int) -> list
 
 
 def _label_error_candidates(store: CatalogStore, model: str, top: int) -> list[LabelErrorCandidate]:
-    issues = rank_label_errors(store, model, top=top)
-    images = {image.image_id: image for image in load_images(store, model)}
-    # the same images, hence the same z-scores and neighbours, as the ranking used
-    evidence = loss_evidence(store, model, list(images))
+    # the ranking's own images and evidence: reading them again cost about a second a click
+    ranking = rank_label_errors_with_evidence(store, model, top=top)
     candidates = []
-    for issue in issues:
-        own = evidence.get(issue.image_id)
+    for issue in ranking.issues:
+        own = ranking.evidence.get(issue.image_id)
         near = own.neighbours if own else ()
-        losses = {j: evidence[j].values for j in near if j in evidence}
-        candidates.append(LabelErrorCandidate(issue, images.get(issue.image_id), own, losses))
+        losses = {j: ranking.evidence[j].values for j in near if j in ranking.evidence}
+        image = ranking.images.get(issue.image_id)
+        candidates.append(LabelErrorCandidate(issue, image, own, losses))
     return candidates
 
 

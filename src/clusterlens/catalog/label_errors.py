@@ -661,6 +661,23 @@ def image_reason(boxes: tuple[BoxIssue, ...], evidence: LossEvidence | None) -> 
     )
 
 
+@dataclass(frozen=True)
+class LabelErrorRanking:
+    """A ranking together with what it was computed from, so a caller that shows the
+    evidence (the app's Problems view) need not read the catalog a second time.
+
+    Attributes:
+        issues: what :func:`rank_label_errors` returns: ranked images, best first.
+        images: every labelled image the ranking read (not only the ``top``: an
+            issue's neighbours may lie outside it), by image id.
+        evidence: each image's loss evidence, by image id (absent: no loss row).
+    """
+
+    issues: list[ImageLabelIssue]
+    images: dict[int, LabelledImage]
+    evidence: dict[int, LossEvidence]
+
+
 def rank_label_errors(
     store: CatalogStore | str | Path,
     model: str,
@@ -683,12 +700,34 @@ def rank_label_errors(
 
     Returns:
         Every labelled image (``top`` of them), sorted by score, highest first; an
-        image's boxes are sorted by score too.
+        image's boxes are sorted by score too. :func:`rank_label_errors_with_evidence`
+        returns the same with the labels, predictions and loss evidence it used.
 
     Raises:
         ValueError: the catalog has no predictions, labels or losses of ``model``, or
             an argument is out of range.
     """
+    return rank_label_errors_with_evidence(
+        store,
+        model,
+        top=top,
+        min_confidence=min_confidence,
+        loss_weight=loss_weight,
+        z_floor=z_floor,
+    ).issues
+
+
+def rank_label_errors_with_evidence(
+    store: CatalogStore | str | Path,
+    model: str,
+    *,
+    top: int | None = None,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    loss_weight: float = DEFAULT_LOSS_WEIGHT,
+    z_floor: float = DEFAULT_Z_FLOOR,
+) -> LabelErrorRanking:
+    """:func:`rank_label_errors` (same arguments, same errors), returning the ranked
+    issues with the labelled images and loss evidence they were computed from."""
     if not 0.0 <= min_confidence <= 1.0 or not 0.0 <= loss_weight <= 1.0:
         raise ValueError(
             f"min_confidence and loss_weight must be in 0..1, got {min_confidence}, {loss_weight}"
@@ -697,7 +736,7 @@ def rank_label_errors(
         raise ValueError(f"top must be a positive number of images, got {top}")
     if not isinstance(store, CatalogStore):
         with CatalogStore(store, readonly=True) as opened:
-            return rank_label_errors(
+            return rank_label_errors_with_evidence(
                 opened,
                 model,
                 top=top,
@@ -717,7 +756,11 @@ def rank_label_errors(
         for image in images
     ]
     issues.sort(key=lambda issue: (-issue.score, issue.image_id))
-    return issues[:top] if top is not None else issues
+    return LabelErrorRanking(
+        issues=issues[:top] if top is not None else issues,
+        images={image.image_id: image for image in images},
+        evidence=evidence,
+    )
 
 
 def _image_issue(
