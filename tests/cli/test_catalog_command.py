@@ -6,27 +6,13 @@ import json
 import sqlite3
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from clusterlens.catalog.store import MIGRATIONS
 from clusterlens.catalog.synthetic import make_shapes_dataset
-from clusterlens.cli.catalog import register
 
 runner = CliRunner()
 YOLO = "yolo:yolov8n-seg.yaml"
-
-
-@pytest.fixture
-def app() -> typer.Typer:
-    local = typer.Typer()
-    register(local)
-
-    @local.callback()
-    def _root() -> None:
-        """Local root so 'catalog' stays a sub-command."""
-
-    return local
 
 
 def _json(result):
@@ -35,13 +21,13 @@ def _json(result):
 
 
 @pytest.mark.slow
-def test_build_distances_cluster_show_export_validate(app, tmp_path):
+def test_build_distances_cluster_show_export_validate(catalog_cli, tmp_path):
     data = make_shapes_dataset(tmp_path / "shapes", count=6)
     db = str(tmp_path / "catalog.db")
     yolo = ["--imgsz", "64", "--conf", "0", "--max-det", "3"]
     built = _json(
         runner.invoke(
-            app,
+            catalog_cli,
             [
                 "catalog",
                 "build",
@@ -60,47 +46,52 @@ def test_build_distances_cluster_show_export_validate(app, tmp_path):
     assert (built["processed"], built["failures"], built["engine"]) == (6, 0, "local")
     clip = _json(
         runner.invoke(
-            app, ["catalog", "build", str(data), "--model", "open_clip:tiny", "--db", db, "--json"]
+            catalog_cli,
+            ["catalog", "build", str(data), "--model", "open_clip:tiny", "--db", db, "--json"],
         )
     )
     assert clip["processed"] == 6
     distances = _json(
-        runner.invoke(app, ["catalog", "distances", "--db", db, "--pairs", "knn:2", "--json"])
+        runner.invoke(
+            catalog_cli, ["catalog", "distances", "--db", db, "--pairs", "knn:2", "--json"]
+        )
     )
     assert (distances["model"], distances["pairs_computed"]) == (YOLO, 12)
     clustered = _json(
         runner.invoke(
-            app, ["catalog", "cluster", "--db", db, "--k", "2", "--by", "distance", "--json"]
+            catalog_cli,
+            ["catalog", "cluster", "--db", db, "--k", "2", "--by", "distance", "--json"],
         )
     )
     assert sum(clustered["sizes"]) == 6 and clustered["method"] == "agglomerative"
     by_embedding = runner.invoke(
-        app, ["catalog", "cluster", "--db", db, "--k", "2", "--model", "open_clip:tiny"]
+        catalog_cli, ["catalog", "cluster", "--db", db, "--k", "2", "--model", "open_clip:tiny"]
     )
     assert by_embedding.exit_code == 0 and "kmeans" in by_embedding.output
-    shown = _json(runner.invoke(app, ["catalog", "show", "--db", db, "--json"]))
+    shown = _json(runner.invoke(catalog_cli, ["catalog", "show", "--db", db, "--json"]))
     assert [m["model"] for m in shown["models"]] == ["open_clip:tiny", YOLO]
     assert shown["counts"]["distances"] == 12 * 4 and len(shown["clusterings"]) == 2
-    table = runner.invoke(app, ["catalog", "show", "--db", db])
+    table = runner.invoke(catalog_cli, ["catalog", "show", "--db", db])
     assert table.exit_code == 0 and "open_clip:tiny" in table.output and "sizes" in table.output
     exported = _json(
         runner.invoke(
-            app, ["catalog", "export", "--db", db, "--parquet", str(tmp_path / "pq"), "--json"]
+            catalog_cli,
+            ["catalog", "export", "--db", db, "--parquet", str(tmp_path / "pq"), "--json"],
         )
     )
     assert (
         exported["rows"]["embeddings"] == 12 and (tmp_path / "pq" / "predictions.parquet").is_file()
     )
-    valid = runner.invoke(app, ["catalog", "validate", db])
+    valid = runner.invoke(catalog_cli, ["catalog", "validate", db])
     assert valid.exit_code == 0 and "valid" in valid.output
 
 
-def test_validate_exits_non_zero_with_a_report(app, tmp_path):
+def test_validate_exits_non_zero_with_a_report(catalog_cli, tmp_path):
     data = make_shapes_dataset(tmp_path / "shapes", count=3)
     db = str(tmp_path / "catalog.db")
     assert (
         runner.invoke(
-            app, ["catalog", "build", str(data), "--model", "open_clip:tiny", "--db", db]
+            catalog_cli, ["catalog", "build", str(data), "--model", "open_clip:tiny", "--db", db]
         ).exit_code
         == 0
     )
@@ -108,10 +99,10 @@ def test_validate_exits_non_zero_with_a_report(app, tmp_path):
     connection.execute("UPDATE embeddings SET dim = 7")
     connection.commit()
     connection.close()
-    result = runner.invoke(app, ["catalog", "validate", db])
+    result = runner.invoke(catalog_cli, ["catalog", "validate", db])
     assert result.exit_code == 1
     assert "invalid" in result.output and "4 * dim" in result.output
-    report = json.loads(runner.invoke(app, ["catalog", "validate", db, "--json"]).stdout)
+    report = json.loads(runner.invoke(catalog_cli, ["catalog", "validate", db, "--json"]).stdout)
     assert report["ok"] is False and report["problems"]
 
 
@@ -141,28 +132,30 @@ def test_validate_exits_non_zero_with_a_report(app, tmp_path):
         ),
     ],
 )
-def test_bad_input_exits_2_with_a_message(app, tmp_path, monkeypatch, args, message):
+def test_bad_input_exits_2_with_a_message(catalog_cli, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     make_shapes_dataset(tmp_path / "DATA", count=2)
-    result = runner.invoke(app, args)
+    result = runner.invoke(catalog_cli, args)
     assert result.exit_code == 2
     assert message in result.output
 
 
-def test_old_catalog_is_refused_by_show_until_migrated(app, tmp_path):
+def test_old_catalog_is_refused_by_show_until_migrated(catalog_cli, tmp_path):
     db = tmp_path / "old.db"
     connection = sqlite3.connect(db)
     connection.executescript(";".join(MIGRATIONS[:2]) + "; PRAGMA user_version = 2;")
     connection.close()
     before = db.read_bytes()
-    shown = runner.invoke(app, ["catalog", "show", "--db", str(db)])
+    shown = runner.invoke(catalog_cli, ["catalog", "show", "--db", str(db)])
     assert shown.exit_code == 1 and "catalog migrate --db" in shown.output
     assert len(shown.output.strip().splitlines()) == 1 and db.read_bytes() == before
-    migrated = runner.invoke(app, ["catalog", "migrate", "--db", str(db)])
+    migrated = runner.invoke(catalog_cli, ["catalog", "migrate", "--db", str(db)])
     assert migrated.exit_code == 0 and "schema v2 -> v3" in migrated.output
     assert (
-        _json(runner.invoke(app, ["catalog", "show", "--db", str(db), "--json"]))["schema_version"]
+        _json(runner.invoke(catalog_cli, ["catalog", "show", "--db", str(db), "--json"]))[
+            "schema_version"
+        ]
         == 3
     )
-    again = runner.invoke(app, ["catalog", "migrate", "--db", str(db), "--json"])
+    again = runner.invoke(catalog_cli, ["catalog", "migrate", "--db", str(db), "--json"])
     assert json.loads(again.stdout) == {"path": str(db), "from": 3, "to": 3}

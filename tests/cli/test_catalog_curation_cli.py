@@ -8,11 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from clusterlens.catalog.store import CatalogStore
-from clusterlens.cli.catalog import register
 
 runner = CliRunner()
 _SPEC = importlib.util.spec_from_file_location(
@@ -20,18 +18,6 @@ _SPEC = importlib.util.spec_from_file_location(
 )
 fixture = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(fixture)
-
-
-@pytest.fixture
-def app() -> typer.Typer:
-    local = typer.Typer()
-    register(local)
-
-    @local.callback()
-    def _root() -> None:
-        """Local root so 'catalog' stays a sub-command."""
-
-    return local
 
 
 @pytest.fixture
@@ -48,8 +34,10 @@ def _fingerprint(path: Path) -> tuple[bytes, int]:
     return path.read_bytes(), path.stat().st_mtime_ns
 
 
-def test_issues_json_ranks_the_known_problems(app, db):
-    out = _json(runner.invoke(app, ["catalog", "issues", "--db", str(db), "--top", "3", "--json"]))
+def test_issues_json_ranks_the_known_problems(catalog_cli, db):
+    out = _json(
+        runner.invoke(catalog_cli, ["catalog", "issues", "--db", str(db), "--top", "3", "--json"])
+    )
     assert out["model"] == fixture.MODEL and out["top"] == 3
     sections = out["sections"]
     assert list(sections) == ["label_errors", "near_duplicates", "hard_images", "outliers"]
@@ -64,8 +52,8 @@ def test_issues_json_ranks_the_known_problems(app, db):
     assert {"image_id", "path", "score", "reason", "boxes"} <= set(labels["items"][0])
 
 
-def test_issues_tables_for_humans(app, db):
-    result = runner.invoke(app, ["catalog", "issues", "--db", str(db)])
+def test_issues_tables_for_humans(catalog_cli, db):
+    result = runner.invoke(catalog_cli, ["catalog", "issues", "--db", str(db)])
     assert result.exit_code == 0, result.output
     for title in ("near-duplicates", "hard images", "outliers"):
         assert title in result.stdout
@@ -73,45 +61,47 @@ def test_issues_tables_for_humans(app, db):
     assert "high seg loss" in result.stdout
 
 
-def test_issues_and_select_leave_the_catalog_file_as_it_was(app, db, tmp_path):
+def test_issues_and_select_leave_the_catalog_file_as_it_was(catalog_cli, db, tmp_path):
     before = _fingerprint(db)
-    assert runner.invoke(app, ["catalog", "issues", "--db", str(db), "--json"]).exit_code == 0
+    assert (
+        runner.invoke(catalog_cli, ["catalog", "issues", "--db", str(db), "--json"]).exit_code == 0
+    )
     for strategy in ("coverage", "hard", "balanced"):
         args = ["catalog", "select", "--db", str(db), "--budget", "5", "--strategy", strategy]
-        assert runner.invoke(app, args).exit_code == 0
+        assert runner.invoke(catalog_cli, args).exit_code == 0
     out = tmp_path / "subset.txt"
     args = ["catalog", "select", "--db", str(db), "--budget", "5", "--out", str(out)]
-    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(catalog_cli, args).exit_code == 0
     assert _fingerprint(db) == before
 
 
-def test_select_writes_one_path_per_line_and_refuses_to_overwrite(app, db, tmp_path):
+def test_select_writes_one_path_per_line_and_refuses_to_overwrite(catalog_cli, db, tmp_path):
     out = tmp_path / "subset.txt"
     args = ["catalog", "select", "--db", str(db), "--budget", "4", "--out", str(out)]
-    first = runner.invoke(app, args)
+    first = runner.invoke(catalog_cli, args)
     assert first.exit_code == 0, first.output
     lines = out.read_text().splitlines()
     assert len(lines) == 4 and all(line.endswith(".png") for line in lines)
-    again = runner.invoke(app, args)
+    again = runner.invoke(catalog_cli, args)
     assert again.exit_code == 2 and "already exists" in again.output and "--force" in again.output
     assert out.read_text().splitlines() == lines
-    forced = runner.invoke(app, [*args[:-3], "2", "--out", str(out), "--force"])
+    forced = runner.invoke(catalog_cli, [*args[:-3], "2", "--out", str(out), "--force"])
     assert forced.exit_code == 0, forced.output
     assert out.read_text().splitlines() == lines[:2]  # deterministic: same first picks
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".subset")]  # no temp left
 
 
-def test_select_json_is_deterministic_and_respects_the_budget(app, db):
+def test_select_json_is_deterministic_and_respects_the_budget(catalog_cli, db):
     args = ["catalog", "select", "--db", str(db), "--budget", "6", "--strategy", "hard", "--json"]
-    first, second = _json(runner.invoke(app, args)), _json(runner.invoke(app, args))
+    first, second = _json(runner.invoke(catalog_cli, args)), _json(runner.invoke(catalog_cli, args))
     assert first["selected"] == second["selected"]
     assert [item["rank"] for item in first["selected"]] == list(range(6))
     assert first["selected"][0]["image_id"] - 1 == fixture.HARD
 
 
-def test_select_prints_paths_without_out(app, db):
+def test_select_prints_paths_without_out(catalog_cli, db):
     args = ["catalog", "select", "--db", str(db), "--budget", "3"]
-    result = runner.invoke(app, args)
+    result = runner.invoke(catalog_cli, args)
     assert result.exit_code == 0, result.output
     assert len([line for line in result.stdout.splitlines() if line.endswith(".png")]) == 3
 
@@ -125,35 +115,35 @@ def test_select_prints_paths_without_out(app, db):
         (["issues", "--model", "hf:nothing"], "no embeddings of 'hf:nothing'"),
     ],
 )
-def test_bad_arguments_exit_2_with_one_line(app, db, args, message):
-    result = runner.invoke(app, ["catalog", args[0], "--db", str(db), *args[1:]])
+def test_bad_arguments_exit_2_with_one_line(catalog_cli, db, args, message):
+    result = runner.invoke(catalog_cli, ["catalog", args[0], "--db", str(db), *args[1:]])
     assert result.exit_code == 2
     assert message in result.output
 
 
-def test_missing_file_and_empty_catalog(app, tmp_path):
-    missing = runner.invoke(app, ["catalog", "issues", "--db", str(tmp_path / "none.db")])
+def test_missing_file_and_empty_catalog(catalog_cli, tmp_path):
+    missing = runner.invoke(catalog_cli, ["catalog", "issues", "--db", str(tmp_path / "none.db")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
     empty = tmp_path / "empty.db"
     CatalogStore(empty).close()
-    result = runner.invoke(app, ["catalog", "select", "--db", str(empty), "--budget", "2"])
+    result = runner.invoke(catalog_cli, ["catalog", "select", "--db", str(empty), "--budget", "2"])
     assert result.exit_code == 2 and "has no embeddings" in result.output
     assert "catalog build" in result.output
 
 
-def test_out_must_not_be_a_folder_or_the_catalog(app, db, tmp_path):
+def test_out_must_not_be_a_folder_or_the_catalog(catalog_cli, db, tmp_path):
     folder = runner.invoke(
-        app, ["catalog", "select", "--db", str(db), "--budget", "2", "--out", str(tmp_path)]
+        catalog_cli, ["catalog", "select", "--db", str(db), "--budget", "2", "--out", str(tmp_path)]
     )
     assert folder.exit_code == 2 and "is a folder" in folder.output
     args = ["catalog", "select", "--db", str(db), "--budget", "2", "--out", str(db), "--force"]
-    itself = runner.invoke(app, args)
+    itself = runner.invoke(catalog_cli, args)
     assert itself.exit_code == 2 and "the catalog itself" in itself.output
 
 
-def test_a_section_without_its_data_says_why(app, db):
+def test_a_section_without_its_data_says_why(catalog_cli, db):
     result = runner.invoke(
-        app, ["catalog", "issues", "--db", str(db), "--model", fixture.CLIP, "--json"]
+        catalog_cli, ["catalog", "issues", "--db", str(db), "--model", fixture.CLIP, "--json"]
     )
     sections = _json(result)["sections"]
     assert sections["hard_images"]["items"] == []
@@ -162,7 +152,7 @@ def test_a_section_without_its_data_says_why(app, db):
 
 
 @pytest.mark.slow
-def test_a_copied_image_is_the_first_duplicate_of_a_real_yolo_catalog(app, tmp_path):
+def test_a_copied_image_is_the_first_duplicate_of_a_real_yolo_catalog(catalog_cli, tmp_path):
     """End to end: a YOLO build (random-init architecture) and its loss distances."""
     import shutil
 
@@ -174,11 +164,16 @@ def test_a_copied_image_is_the_first_duplicate_of_a_real_yolo_catalog(app, tmp_p
     db = str(tmp_path / "catalog.db")
     yolo = ["--imgsz", "64", "--conf", "0", "--max-det", "3"]
     build = ["catalog", "build", str(data), "--model", "yolo:yolov8n-seg.yaml", "--db", db]
-    assert runner.invoke(app, [*build, *yolo]).exit_code == 0
+    assert runner.invoke(catalog_cli, [*build, *yolo]).exit_code == 0
     assert (
-        runner.invoke(app, ["catalog", "distances", "--db", db, "--pairs", "knn:4"]).exit_code == 0
+        runner.invoke(
+            catalog_cli, ["catalog", "distances", "--db", db, "--pairs", "knn:4"]
+        ).exit_code
+        == 0
     )
-    out = _json(runner.invoke(app, ["catalog", "issues", "--db", db, "--top", "2", "--json"]))
+    out = _json(
+        runner.invoke(catalog_cli, ["catalog", "issues", "--db", db, "--top", "2", "--json"])
+    )
     first = out["sections"]["near_duplicates"]["items"][0]
     names = {Path(first["path_a"]).name, Path(first["path_b"]).name}
     assert names == {"shape_003.png", "zz_copy.png"}
