@@ -208,6 +208,24 @@ def test_near_duplicate_pair_side_by_side_with_its_similarity(view, planted):
     assert f"cosine similarity {pair.cosine:.4f}" in text and "embedding flags it" in text
 
 
+def test_near_duplicates_with_the_chosen_signals(view, planted, monkeypatch):
+    import clusterlens.catalog.thumbnails as thumbnails
+
+    def unread(path, *args, **kwargs):
+        raise AssertionError(f"{path} opened although the pixel signal is off")
+
+    monkeypatch.setattr(thumbnails, "thumbnail", unread)
+    _, ranked, line = problem_grid(view, "near_duplicates", MODEL, 3, duplicate_signals="embedding")
+    pair = ranked[0]
+    assert (pair.image_a, pair.image_b) == tuple(planted.ids[row] for row in COPY)
+    assert pair.pixel_distance is None and pair.agree == ("embedding",)
+    assert "note" not in line  # the loss signal was left out, not found missing
+    *_, message = problem_grid(
+        view, "near_duplicates", MODEL, 3, duplicate_signals="embedding,pixel", empty=([], [])
+    )
+    assert message.startswith("⚠️ problems: unknown near-duplicate signal(s) 'pixel'")
+
+
 def test_hard_image_and_its_reason(view, planted):
     items, ranked, _ = problem_grid(view, "hard_images", MODEL, 3)
     hard = planted.ids[HARD]

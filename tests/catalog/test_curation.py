@@ -19,6 +19,7 @@ from clusterlens.catalog.curation import (
     pick_model,
 )
 from clusterlens.catalog.near_duplicates import (
+    check_signals,
     duplicate_candidates,
     near_duplicates,
     symmetric_loss_distances,
@@ -135,6 +136,39 @@ def test_other_pairs_are_not_flagged(store):
     assert flagged[0].score < 0.1
     candidates = duplicate_candidates(store, MODEL, k=3, embedding_ratio=0.1, loss_ratio=0.5)
     assert len(candidates) > 10 and all(not p.agree for p in candidates[1:])
+
+
+def test_signals_are_checked_and_put_in_order():
+    assert check_signals("pixels, embedding,pixels") == ("embedding", "pixels")
+    assert check_signals(["loss"]) == ("loss",)
+    with pytest.raises(ValueError, match=r"unknown near-duplicate signal\(s\) 'layout', 'pixel'"):
+        check_signals("pixel,embedding,layout")
+    with pytest.raises(ValueError, match="no near-duplicate signal chosen"):
+        check_signals(" , ")
+
+
+def test_a_signal_left_out_neither_proposes_nor_flags(store, monkeypatch):
+    import clusterlens.catalog.near_duplicates as module
+
+    def unread(*args, **kwargs):
+        raise AssertionError("a signal that is off must not read its data")
+
+    monkeypatch.setattr(module, "symmetric_loss_distances", unread)
+    monkeypatch.setattr(module, "catalog_thumbnails", unread)
+    embedding_only = duplicate_candidates(store, MODEL, k=3, signals="embedding")
+    assert all(p.loss_distance is None and p.loss_ratio is None for p in embedding_only)
+    assert near_duplicates(store, MODEL, top=5, signals="embedding")[0].agree == ("embedding",)
+    monkeypatch.undo()
+    loss_only = duplicate_candidates(store, MODEL, k=3, signals=["loss"], pixels=False)
+    # candidates: every pair of the distances table (all pairs here), none by embedding
+    assert len(loss_only) == COUNT * (COUNT - 1) // 2
+    assert all(p.embedding_ratio is None and p.agree in ((), ("loss",)) for p in loss_only)
+    first = loss_only[0]
+    assert (_row(first.image_a), _row(first.image_b)) == COPY and first.agree == ("loss",)
+    # the cosine is still reported, without an embedding ratio
+    assert first.reason.startswith(f"embedding cosine {first.cosine:.4f}; loss distance")
+    with pytest.raises(ValueError, match="pixels=False leaves no near-duplicate signal"):
+        near_duplicates(store, MODEL, signals="pixels", pixels=False)
 
 
 def test_a_stored_bottleneck_map_is_the_layout_vector(tmp_path):

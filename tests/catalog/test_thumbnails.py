@@ -101,6 +101,26 @@ def test_near_duplicates_flags_the_copy_by_pixels_only(catalog, caplog):
     assert all(p.pixel_distance is None for p in off)
 
 
+def test_without_the_pixel_signal_no_file_is_opened(catalog, monkeypatch):
+    import clusterlens.catalog.thumbnails as thumbnails
+
+    def unread(path, *args, **kwargs):
+        raise AssertionError(f"{path} opened although the pixel signal is off")
+
+    monkeypatch.setattr(thumbnails, "thumbnail", unread)
+    with CatalogStore(catalog, readonly=True) as store:
+        pairs = near_duplicates(store, MODEL, top=50, signals="embedding,loss")
+    assert pairs and all(p.pixel_distance is None and "pixels" not in p.agree for p in pairs)
+
+
+def test_the_pixel_signal_alone_flags_only_the_copy(catalog):
+    with CatalogStore(catalog, readonly=True) as store:
+        pairs = near_duplicates(store, MODEL, top=50, signals=["pixels"])
+    assert [(p.image_a - 1, p.image_b - 1) for p in pairs] == [COPY]
+    assert pairs[0].agree == ("pixels",) and pairs[0].embedding_ratio is None
+    assert pairs[0].loss_ratio is None and "pixels flags it" in pairs[0].reason
+
+
 def test_the_image_files_are_only_read(catalog):
     files = sorted(catalog.parent.glob("img_*.png"))
     before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files}

@@ -52,6 +52,36 @@ def test_issues_json_ranks_the_known_problems(catalog_cli, db):
     assert {"image_id", "path", "score", "reason", "boxes"} <= set(labels["items"][0])
 
 
+def test_issues_with_chosen_duplicate_signals(catalog_cli, db):
+    args = ["catalog", "issues", "--db", str(db), "--top", "3", "--json"]
+    out = _json(runner.invoke(catalog_cli, [*args, "--duplicate-signals", "embedding"]))
+    assert out["duplicate_signals"] == ["embedding"]
+    section = out["sections"]["near_duplicates"]
+    pair = section["items"][0]
+    assert (pair["image_a"] - 1, pair["image_b"] - 1) == fixture.COPY
+    assert pair["agree"] == ["embedding"] and pair["loss_distance"] is None
+    assert pair["pixel_distance"] is None and section["note"] is None
+    default = _json(runner.invoke(catalog_cli, args))
+    assert default["duplicate_signals"] == ["embedding", "loss", "pixels"]
+
+
+def test_an_unknown_duplicate_signal_is_a_one_line_error(catalog_cli, db):
+    args = ["catalog", "issues", "--db", str(db), "--duplicate-signals", "embedding,pixel"]
+    result = runner.invoke(catalog_cli, args)
+    assert result.exit_code == 2
+    assert "unknown near-duplicate signal(s) 'pixel'; choose among embedding, loss, pixels" in (
+        result.output
+    )
+    empty = runner.invoke(catalog_cli, [*args[:-1], ","])
+    assert empty.exit_code == 2 and "no near-duplicate signal chosen" in empty.output
+
+
+def test_issues_help_names_the_duplicate_signals(catalog_cli):
+    result = runner.invoke(catalog_cli, ["catalog", "issues", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "--duplicate-signals" in result.output and "pixels reads every image" in result.output
+
+
 def test_issues_tables_for_humans(catalog_cli, db):
     result = runner.invoke(catalog_cli, ["catalog", "issues", "--db", str(db)])
     assert result.exit_code == 0, result.output

@@ -8,7 +8,8 @@ Four rankings, the same functions the command calls, on the catalog opened read-
   predictions dashed grey, each candidate in its kind's colour), with the loss
   component that is off and the neighbours whose losses disagree;
 - near-duplicate pairs (:func:`clusterlens.catalog.near_duplicates.near_duplicates`),
-  the two images side by side;
+  the two images side by side, with the signals the caller chose (``duplicate_signals``,
+  as ``catalog issues --duplicate-signals``; leaving out ``pixels`` reads no image file);
 - hard images and outliers (:mod:`clusterlens.catalog.curation`).
 
 No Gradio here: each function returns arrays and text (a message last), and a
@@ -20,8 +21,9 @@ ever opened.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,13 @@ from clusterlens.catalog.label_errors import (
     LossEvidence,
     rank_label_errors_with_evidence,
 )
-from clusterlens.catalog.near_duplicates import DuplicatePair, loss_signal_note, near_duplicates
+from clusterlens.catalog.near_duplicates import (
+    SIGNALS,
+    DuplicatePair,
+    check_signals,
+    loss_signal_note,
+    near_duplicates,
+)
 from clusterlens.catalog.store import CatalogStore
 
 #: The rankings, in the order of ``clusterlens catalog issues``, and their titles.
@@ -69,12 +77,21 @@ class LabelErrorCandidate:
 # ---------------------------------------------------------------------- rankings
 
 
-def rank_problems(view: CatalogView, section: str, model: str, top: int) -> list[Any]:
+def rank_problems(
+    view: CatalogView,
+    section: str,
+    model: str,
+    top: int,
+    duplicate_signals: str | Iterable[str] = SIGNALS,
+) -> list[Any]:
     """The ``top`` items of one ranking of ``model``, best first.
 
+    ``duplicate_signals``: the near-duplicate signals used (any of
+    :data:`~clusterlens.catalog.near_duplicates.SIGNALS`); other rankings ignore it.
+
     Raises:
-        ValueError: an unknown section, ``top`` outside 1..:data:`MAX_TOP`, or a
-            catalog that cannot feed the ranking (the ranking's own message: what is
+        ValueError: an unknown section or signal, ``top`` outside 1..:data:`MAX_TOP`, or
+            a catalog that cannot feed the ranking (the ranking's own message: what is
             missing, what to run).
     """
     if section not in SECTIONS:
@@ -83,8 +100,11 @@ def rank_problems(view: CatalogView, section: str, model: str, top: int) -> list
         raise ValueError("the catalog holds no YOLO model: build one with a yolo: model")
     if not 1 <= int(top) <= MAX_TOP:  # each item is a thumbnail sent to the page
         raise ValueError(f"top N must be a whole number from 1 to {MAX_TOP}, got {top!r}")
+    ranker = _RANKERS[section]
+    if section == "near_duplicates":  # the only ranking with a choice of signals
+        ranker = partial(_near_duplicates, signals=check_signals(duplicate_signals))
     with CatalogStore(view.db, readonly=True) as store:
-        return _RANKERS[section](store, model, int(top))
+        return ranker(store, model, int(top))
 
 
 def _label_error_candidates(store: CatalogStore, model: str, top: int) -> list[LabelErrorCandidate]:
@@ -100,8 +120,10 @@ def _label_error_candidates(store: CatalogStore, model: str, top: int) -> list[L
     return candidates
 
 
-def _near_duplicates(store: CatalogStore, model: str, top: int) -> list[DuplicatePair]:
-    return near_duplicates(store, model, top=top)
+def _near_duplicates(
+    store: CatalogStore, model: str, top: int, *, signals: tuple[str, ...]
+) -> list[DuplicatePair]:
+    return near_duplicates(store, model, top=top, signals=signals)
 
 
 def _hard_images(store: CatalogStore, model: str, top: int) -> list[HardImage]:
@@ -120,10 +142,12 @@ _RANKERS: dict[str, Callable[[CatalogStore, str, int], list[Any]]] = {
 }
 
 
-def section_note(view: CatalogView, section: str, model: str) -> str:
+def section_note(
+    view: CatalogView, section: str, model: str, duplicate_signals: str | Iterable[str] = SIGNALS
+) -> str:
     """What limits a ranking here ('' when nothing): near-duplicates say when the loss
-    signal is unavailable, as the command does."""
-    if section != "near_duplicates":
+    signal is asked for but unavailable, as the command does."""
+    if section != "near_duplicates" or "loss" not in check_signals(duplicate_signals):
         return ""
     with CatalogStore(view.db, readonly=True) as store:
         return loss_signal_note(store, model) or ""
@@ -134,16 +158,21 @@ def section_note(view: CatalogView, section: str, model: str) -> str:
 
 @guarded("problems")
 def problem_grid(
-    view: CatalogView, section: str, model: str, top: int
+    view: CatalogView,
+    section: str,
+    model: str,
+    top: int,
+    duplicate_signals: str | Iterable[str] = SIGNALS,
 ) -> tuple[list[tuple[np.ndarray, str]], list[Any], str]:
     """Thumbnails of a ranking in rank order (a pair as its two thumbnails side by
-    side), the ranked items (for the click), and a line saying what is shown."""
-    ranked = rank_problems(view, section, model, top)
+    side), the ranked items (for the click), and a line saying what is shown.
+    ``duplicate_signals``: as :func:`rank_problems`."""
+    ranked = rank_problems(view, section, model, top, duplicate_signals)
     items = [(_grid_thumbnail(view, item), _caption(item)) for item in ranked]
     line = f"{SECTIONS[section]} of {model}: {len(ranked)} (top {int(top)}), best first"
     if not ranked:
         line = f"{SECTIONS[section]} of {model}: none found"
-    note = section_note(view, section, model)
+    note = section_note(view, section, model, duplicate_signals)
     return items, ranked, f"{line}; note: {note}" if note else line
 
 

@@ -38,11 +38,18 @@ Limits: the loss signal sees only what the detector detects (two empty road fram
 local scale, so they are flagged only when nearly identical (ratio near 0); frames of a
 stopped camera are near-identical in pixels too and can pass the pixel threshold; the
 layout vector costs ``C x H x W`` floats per image in memory (192 x 10 x 10 at imgsz 320).
+
+Choosing signals: ``signals`` (``catalog issues --duplicate-signals``) names the signals
+used, any of :data:`SIGNALS`. A signal left out neither proposes candidate pairs nor
+flags them, and costs nothing: without ``pixels`` no image file is read (the slow part on
+a large catalog: every file, on every call), without ``loss`` the ``distances`` table is
+not read. The cosine is still reported for every pair (the vectors are read anyway).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -77,7 +84,7 @@ class DuplicatePair:
     """Two images that look like copies of each other (``image_a`` < ``image_b``).
 
     ``embedding_ratio`` / ``loss_ratio``: the pair's distance over the signal's
-    local scale (lower is closer; ``None``: signal not available for the pair).
+    local scale (lower is closer; ``None``: signal not available for the pair, or off).
     ``pixel_distance``: ``1 -`` the correlation of the grey thumbnails (``None``: a file
     did not read, or the pixel signal was off).
     ``agree``: the signals whose ratio is under their threshold. ``score``: the smallest
@@ -103,6 +110,26 @@ class DuplicatePair:
         data = asdict(self)
         data["agree"] = list(self.agree)
         return data
+
+
+def check_signals(signals: str | Iterable[str]) -> tuple[str, ...]:
+    """The signals asked for, in :data:`SIGNALS` order, from names or one comma-separated
+    string (``"embedding,pixels"``); repeats are ignored.
+
+    Raises:
+        ValueError: an unknown name, or no name at all.
+    """
+    names = signals.split(",") if isinstance(signals, str) else list(signals)
+    asked = {str(name).strip() for name in names} - {""}
+    unknown = sorted(asked - set(SIGNALS))
+    if unknown:
+        raise ValueError(
+            f"unknown near-duplicate signal(s) {', '.join(map(repr, unknown))}; choose "
+            f"among {', '.join(SIGNALS)} (comma-separated, e.g. 'embedding,loss')"
+        )
+    if not asked:
+        raise ValueError(f"no near-duplicate signal chosen; choose among {', '.join(SIGNALS)}")
+    return tuple(name for name in SIGNALS if name in asked)
 
 
 def symmetric_loss_distances(
@@ -189,17 +216,25 @@ def duplicate_candidates(
     source: str = "auto",
     pixel_threshold: float = PIXEL_DISTANCE,
     pixels: bool = True,
+    signals: str | Iterable[str] = SIGNALS,
 ) -> list[DuplicatePair]:
-    """Every candidate pair with all signals, unfiltered, closest first.
+    """Every candidate pair with the chosen signals, unfiltered, closest first.
 
     Candidates are each image's ``k`` nearest neighbours by the embedding signal and by
-    the pixel thumbnails, plus every pair with a loss distance. Used by
-    :func:`near_duplicates` and by the benchmark, which sweeps thresholds over these
-    ratios. ``pixels=False``: no image file is read and the pixel signal is off.
+    the pixel thumbnails, plus every pair with a loss distance (each only when its
+    signal is chosen). Used by :func:`near_duplicates` and by the benchmark, which
+    sweeps thresholds over these ratios. ``signals``: any of :data:`SIGNALS` (module
+    docstring); ``pixels=False`` is the same as leaving ``"pixels"`` out of them.
 
     Raises:
-        ValueError: no embeddings, fewer than 2 images, ``k`` < 1 or a threshold <= 0.
+        ValueError: no embeddings, fewer than 2 images, ``k`` < 1, a threshold <= 0,
+            or an unknown or empty choice of signals.
     """
+    chosen = check_signals(signals)
+    if not pixels:
+        chosen = tuple(name for name in chosen if name != "pixels")
+    if not chosen:
+        raise ValueError("pixels=False leaves no near-duplicate signal; choose another one")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     if not (embedding_ratio > 0 and loss_ratio > 0 and pixel_threshold > 0):
@@ -216,13 +251,13 @@ def duplicate_candidates(
     rank = min(REFERENCE_RANK, sims.shape[1]) - 1
     embedding_scale = np.maximum(1.0 - sims[:, rank], 1e-12)
     # without predictions every loss distance is the same: the signal would be noise
-    usable = loss_signal_note(store, model) is None
+    usable = "loss" in chosen and loss_signal_note(store, model) is None
     losses = symmetric_loss_distances(store, model, symmetric) if usable else {}
     loss_scale = _local_scales(_per_image(losses))
-    thumbs = _thumbnails(store) if pixels else None
-    keys = _neighbour_keys(ids, rows[:, :k]) | {
-        key for key in losses if key[0] in row_of and key[1] in row_of
-    }
+    thumbs = _thumbnails(store) if "pixels" in chosen else None
+    keys = {key for key in losses if key[0] in row_of and key[1] in row_of}
+    if "embedding" in chosen:
+        keys |= _neighbour_keys(ids, rows[:, :k])
     if thumbs is not None and len(thumbs.ids) > 1:
         keys |= {key for key in _pixel_keys(thumbs, k) if key[0] in row_of and key[1] in row_of}
     thumb_row = thumbs.row_of() if thumbs is not None else {}
@@ -235,7 +270,7 @@ def duplicate_candidates(
         loss = losses.get((a, b))
         local = float(min(embedding_scale[ra], embedding_scale[rb]))
         ratios = {
-            "embedding": max(0.0, 1.0 - cosine) / local,
+            "embedding": max(0.0, 1.0 - cosine) / local if "embedding" in chosen else None,
             "loss": None if loss is None else loss / min(loss_scale[a], loss_scale[b]),
             "pixels": None
             if a not in thumb_row or b not in thumb_row
@@ -288,7 +323,9 @@ def _pair(a, b, paths, cosine, loss, ratios, thresholds, source) -> DuplicatePai
     available = [name for name in SIGNALS if ratios[name] is not None]
     evidence = [ratios[name] / thresholds[name] for name in agree or available]
     vector = "layout" if source == "map" else "embedding"
-    parts = [f"{vector} cosine {cosine:.4f} ({ratios['embedding']:.2f}x the local scale)"]
+    parts = [f"{vector} cosine {cosine:.4f}"]
+    if ratios["embedding"] is not None:
+        parts[0] += f" ({ratios['embedding']:.2f}x the local scale)"
     if loss is not None:
         parts.append(f"loss distance {loss:.3g} ({ratios['loss']:.2f}x the local scale)")
     if ratios["pixels"] is not None:
@@ -312,13 +349,15 @@ def near_duplicates(
     source: str = "auto",
     pixel_threshold: float = PIXEL_DISTANCE,
     pixels: bool = True,
+    signals: str | Iterable[str] = SIGNALS,
 ) -> list[DuplicatePair]:
-    """The ``top`` pairs flagged by at least one signal, lowest score first (ties: the
-    pair more signals flag, then the image ids)."""
+    """The ``top`` pairs flagged by at least one chosen signal, lowest score first (ties:
+    the pair more signals flag, then the image ids). Arguments: :func:`duplicate_candidates`."""
     top = check_top(top)
     pairs = duplicate_candidates(
-        store, model, k, symmetric, embedding_ratio, loss_ratio, source, pixel_threshold, pixels
-    )
+        store, model, k, symmetric, embedding_ratio, loss_ratio, source, pixel_threshold,
+        pixels, signals,
+    )  # fmt: skip
     return [pair for pair in pairs if pair.agree][:top]
 
 

@@ -1,9 +1,11 @@
 """``clusterlens catalog issues`` and ``catalog select``: what is wrong, what to keep.
 
-- ``catalog issues --db FILE [--model M] [--top N] [--json]``: ranked sections --
-  label-error candidates, near-duplicates, hard images, outliers -- each item with a
-  one-line reason. A section the catalog cannot feed (no labels, no predictions, no
-  distances) says why instead of failing the command.
+- ``catalog issues --db FILE [--model M] [--top N] [--duplicate-signals LIST] [--json]``:
+  ranked sections -- label-error candidates, near-duplicates, hard images, outliers --
+  each item with a one-line reason. A section the catalog cannot feed (no labels, no
+  predictions, no distances) says why instead of failing the command.
+  ``--duplicate-signals`` chooses the near-duplicate signals (``embedding,loss,pixels``
+  by default; ``pixels`` reads every image file).
 - ``catalog select --db FILE --budget N --strategy coverage|hard|balanced [--out FILE]
   [--force] [--json]``: a subset, one image path per line (stdout, or ``--out``
   written atomically; an existing file is kept unless ``--force``).
@@ -14,6 +16,7 @@ Both open the catalog read-only: the file keeps its bytes. The commands register
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +32,14 @@ from clusterlens.cli.catalog import DbOption, JsonOption, _say, catalog_app, cat
 ModelOption = Annotated[
     str | None,
     typer.Option("--model", help="Model whose rows to use (default: the only YOLO model)."),
+]
+DuplicateSignalsOption = Annotated[
+    str,
+    typer.Option(
+        "--duplicate-signals",
+        help="Near-duplicate signals, comma-separated: embedding, loss, pixels "
+        "(pixels reads every image file; leave it out to skip that).",
+    ),
 ]
 SECTIONS = ("label_errors", "near_duplicates", "hard_images", "outliers")
 TITLES = {
@@ -46,18 +57,29 @@ def issues(
     db: DbOption,
     model: ModelOption = None,
     top: Annotated[int, typer.Option("--top", help="Items per section.")] = 10,
+    duplicate_signals: DuplicateSignalsOption = "embedding,loss,pixels",
     as_json: JsonOption = False,
 ) -> None:
     """Rank label-error candidates, near-duplicates, hard images and outliers."""
     from clusterlens.catalog.curation import check_top, pick_model
+    from clusterlens.catalog.near_duplicates import check_signals
     from clusterlens.catalog.store import CatalogStore
 
     check_top(top)
+    signals = check_signals(duplicate_signals)  # a typo exits 2 before any ranking runs
     with CatalogStore(db, readonly=True) as store:
         model = pick_model(store, model)
-        sections = {name: _section(name, store, model, top) for name in SECTIONS}
+        sections = {name: _section(name, store, model, top, signals) for name in SECTIONS}
     if as_json:
-        print_json({"db": str(db), "model": model, "top": top, "sections": sections})
+        print_json(
+            {
+                "db": str(db),
+                "model": model,
+                "top": top,
+                "duplicate_signals": list(signals),
+                "sections": sections,
+            }
+        )
         return
     out = Console()
     for name, section in sections.items():
@@ -65,10 +87,15 @@ def issues(
     _say(f"{db}: issues of {model} (top {top} per section)")
 
 
-def _section(name: str, store: Any, model: str, top: int) -> dict[str, Any]:
+def _section(
+    name: str, store: Any, model: str, top: int, signals: tuple[str, ...]
+) -> dict[str, Any]:
     """``{"items": [...], "note": str | None}``; a section that cannot run says why."""
+    runner = _SECTION_RUNNERS[name]
+    if name == "near_duplicates":  # the only section with a choice of signals
+        runner = partial(_near_duplicates, signals=signals)
     try:
-        items, note = _SECTION_RUNNERS[name](store, model, top)
+        items, note = runner(store, model, top)
     except ValueError as err:  # this section lacks its data; the others still run
         return {"items": [], "note": str(err)}
     return {"items": [item.to_json() for item in items], "note": note}
@@ -82,10 +109,14 @@ def _label_errors(store: Any, model: str, top: int) -> tuple[list, str | None]:
     return rank_label_errors(store, model, top=top), None
 
 
-def _near_duplicates(store: Any, model: str, top: int) -> tuple[list, str | None]:
+def _near_duplicates(
+    store: Any, model: str, top: int, *, signals: tuple[str, ...]
+) -> tuple[list, str | None]:
     from clusterlens.catalog.near_duplicates import loss_signal_note, near_duplicates
 
-    return near_duplicates(store, model, top=top), loss_signal_note(store, model)
+    pairs = near_duplicates(store, model, top=top, signals=signals)
+    # a loss signal left out by choice needs no excuse; one asked for but missing does
+    return pairs, loss_signal_note(store, model) if "loss" in signals else None
 
 
 def _hard_images(store: Any, model: str, top: int) -> tuple[list, str | None]:
