@@ -202,7 +202,7 @@ def test_near_duplicate_pair_side_by_side_with_its_similarity(view, planted):
     assert (pair.image_a, pair.image_b) == tuple(planted.ids[row] for row in COPY)
     assert items[0][0].shape == (HEIGHT, 2 * WIDTH + 4, 3)  # two thumbnails and a gap
     assert items[0][1] == f"#{pair.image_a} ~ #{pair.image_b} cos {pair.cosine:.3f}"
-    assert "no loss distances" in line  # the command's note: embedding signal only
+    assert "no loss distances" in line  # the command's note: loss signal left out
     picture, neighbours, text = problem_detail(view, pair)
     assert picture.shape == (240, 2 * 320 + 4, 3) and neighbours == []
     assert f"cosine similarity {pair.cosine:.4f}" in text and "embedding flags it" in text
@@ -376,4 +376,10 @@ def test_problems_view_in_the_browser(served, browser, planted):
     first = browser.find_element(By.ID, "problem-grid").text
     a, b = (planted.ids[row] for row in COPY)
     assert f"#{a} ~ #{b}" in first
+    # the signals are the user's choice; with none there is nothing to rank, and it says so
+    for label in browser.find_elements(By.CSS_SELECTOR, "#problem-signals label"):
+        label.click()
+    wait.until(
+        lambda d: "no near-duplicate signal" in d.find_element(By.ID, "problem-message").text
+    )
     assert (digest(planted.db), planted.db.stat().st_mtime_ns) == before

@@ -53,6 +53,7 @@ from clusterlens.app.segmentation import (  # noqa: E402
     run_segmentation,
 )
 from clusterlens.app.session import SAMPLE_CHOICE, UPLOAD_CHOICE, ImageSources  # noqa: E402
+from clusterlens.catalog.near_duplicates import SIGNALS as DUPLICATE_SIGNALS  # noqa: E402
 
 BALANCERS = ("adaptive", "fixed")
 #: Pictures travel as JPEG: Gradio's PNG encoder took 480 ms for a 1024^2 picture here
@@ -463,6 +464,13 @@ def _problems_view(tab: gr.Tab, view: CatalogView) -> None:
         )
         model = gr.Dropdown(models, value=models[0] if models else None, label="YOLO model")
         top = gr.Slider(1, MAX_TOP, value=DEFAULT_TOP, step=1, label="top N", elem_id="problem-top")
+        # pixels reads every image file: a user with a large catalog may leave it out
+        signals = gr.CheckboxGroup(
+            list(DUPLICATE_SIGNALS),
+            value=list(DUPLICATE_SIGNALS),
+            label="near-duplicate signals",
+            elem_id="problem-signals",
+        )
     message = gr.Markdown(elem_id="problem-message")
     grid = gr.Gallery(
         label="ranked, best first (click one)", columns=8, height=260, elem_id="problem-grid",
@@ -477,8 +485,10 @@ def _problems_view(tab: gr.Tab, view: CatalogView) -> None:
     )  # fmt: skip
     ranked = gr.State([])  # the ranked items of this session, for the click
 
-    def rank(name, chosen, count) -> Any:
-        items, found, line = problem_grid(view, name, chosen, int(count), empty=([], []))
+    def rank(name, chosen, count, duplicate_signals) -> Any:
+        items, found, line = problem_grid(
+            view, name, chosen, int(count), duplicate_signals, empty=([], [])
+        )
         _warn(line)
         return items, found, line, None, "", []  # the old detail belongs to the old ranking
 
@@ -487,15 +497,18 @@ def _problems_view(tab: gr.Tab, view: CatalogView) -> None:
             return None, [], ""
         return problem_detail(view, found[evt.index], empty=(None, []))
 
-    def first_rank(found, name, chosen, count) -> Any:
+    def first_rank(found, name, chosen, count, duplicate_signals) -> Any:
         # coming back to the view keeps what it showed (and the click's detail)
-        return [gr.skip()] * len(rank_out) if found else rank(name, chosen, count)
+        if found:
+            return [gr.skip()] * len(rank_out)
+        return rank(name, chosen, count, duplicate_signals)
 
-    rank_in, rank_out = [section, model, top], [grid, ranked, message, picture, detail, near]
+    rank_in = [section, model, top, signals]
+    rank_out = [grid, ranked, message, picture, detail, near]
     # ranked when the view is first opened, not when the page loads: ranking a large
     # catalog takes seconds, and most visits never open this view
     tab.select(first_rank, [ranked, *rank_in], rank_out, api_name=False)
-    for control in (section, model, top):
+    for control in (section, model, top, signals):
         control.input(rank, rank_in, rank_out, api_name=False, trigger_mode="always_last")
     grid.select(show, ranked, [picture, near, detail], api_name=False)
 

@@ -366,7 +366,7 @@ def loss_signal_note(store: CatalogStore, model: str) -> str | None:
     if not store.query("SELECT 1 FROM distances WHERE model = ? LIMIT 1", (model,)):
         return (
             f"no loss distances of {model} (run 'clusterlens catalog distances'): "
-            "embedding signal only"
+            "the loss signal is left out"
         )
     if not store.query("SELECT 1 FROM predictions WHERE model = ? LIMIT 1", (model,)):
         return f"{model} has no predictions at all: its loss distances cannot tell images apart"
