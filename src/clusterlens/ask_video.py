@@ -1,8 +1,10 @@
-"""Answer a question about a clip with a Qwen2-VL / Qwen2.5-VL model that sees only the
-video tokens the clip's allocation keeps.
+"""Answer a question about a clip with a Qwen2-VL / Qwen2.5-VL / Qwen3-VL model that sees
+only the video tokens the clip's allocation keeps.
 
 clip -> frames (an even number: the models pack two frames into one temporal patch)
--> the processor's video tokens, one (rows, cols) grid per temporal patch ->
+-> the processor's video tokens, one (rows, cols) grid per temporal patch (Qwen3-VL
+writes each patch as its own block after a ``<t seconds>`` timestamp, from the source's
+frame rate when the clip is a video file) ->
 :func:`~clusterlens.video.select_video` on the first frame of every temporal patch, on
 that token grid, so one kept cell is one kept token and the budget is exact -> the
 video adapter drops the other tokens, each kept token keeping its (t, row, col) M-RoPE
@@ -14,7 +16,9 @@ allocation, VLMs). The command line is ``clusterlens ask VIDEO`` (``cli/ask.py``
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +28,7 @@ from clusterlens.ask import AskResult
 #: Frames given to the model by default: four temporal patches, a few seconds of video.
 DEFAULT_FRAMES = 8
 DEFAULT_VIDEO_STRATEGY = "temporal-cascade"
-FRAMES_PER_PATCH = 2  # temporal_patch_size of Qwen2-VL and Qwen2.5-VL
+FRAMES_PER_PATCH = 2  # temporal_patch_size of Qwen2-VL, Qwen2.5-VL and Qwen3-VL
 
 
 def answer_video_question(
@@ -46,8 +50,8 @@ def answer_video_question(
     Args:
         video: a video file, a folder of frames or a list of images.
         question: the question (also the relevance query).
-        vlm: a Qwen2-VL or Qwen2.5-VL folder, cached id or ``tiny:qwen2_vl`` /
-            ``tiny:qwen2_5_vl``.
+        vlm: a Qwen2-VL, Qwen2.5-VL or Qwen3-VL folder, cached id or ``tiny:qwen2_vl``
+            / ``tiny:qwen2_5_vl`` / ``tiny:qwen3_vl``.
         strategy: a video strategy (:data:`~clusterlens.video.VIDEO_STRATEGIES`).
         budget: video tokens to keep in all (default: a quarter of them).
         frames: frames given to the model (the first ones after ``frame_stride``);
@@ -60,7 +64,12 @@ def answer_video_question(
             budget outside [1, video tokens].
     """
     from clusterlens.models.vlm import load_vlm, prefill_flops
-    from clusterlens.models.vlm.qwen_video import VIDEO_MODEL_TYPES, QwenVideoAdapter
+    from clusterlens.models.vlm.qwen_video import (
+        ASSUMED_FPS,
+        VIDEO_MODEL_TYPES,
+        QwenVideoAdapter,
+        video_processor_kwargs,
+    )
     from clusterlens.video import open_video
 
     started = time.perf_counter()
@@ -70,17 +79,22 @@ def answer_video_question(
     model_type = getattr(loaded.model.config, "model_type", None)
     if model_type not in VIDEO_MODEL_TYPES:
         raise ValueError(
-            f"ask on a video needs a {' or '.join(VIDEO_MODEL_TYPES)} model, got {model_type!r}"
+            f"ask on a video needs a {', '.join(VIDEO_MODEL_TYPES[:-1])} or "
+            f"{VIDEO_MODEL_TYPES[-1]} model, got {model_type!r}"
         )
     notes = ["random weights (tiny model): the answer is nonsense"] if loaded.random_weights else []
     adapter = QwenVideoAdapter(loaded.model)
     clip = _even_frames(open_video(video, max_side=max_side, frame_stride=frame_stride,
                                    max_frames=frames))  # fmt: skip
+    fps = _frame_rate(video)
+    if fps is None and model_type != "qwen2_vl":  # Qwen2.5-VL and Qwen3-VL read time
+        notes.append(f"no frame rate (not a video file): timestamps assume {ASSUMED_FPS:g} fps")
     batch = loaded.processor(
         videos=[np.stack(clip)],
         text=[video_prompt(loaded, question)],
         return_tensors="pt",
-        videos_kwargs={"do_sample_frames": False},  # the frames are already the ones chosen
+        # the frames are already the ones chosen; their times are the source's
+        videos_kwargs=video_processor_kwargs(loaded.processor, len(clip), fps, frame_stride),
     )
     grids = adapter.token_grids(batch)
     rows, cols = grids[0]
@@ -131,6 +145,24 @@ def video_prompt(loaded: Any, question: str) -> str:
             [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
         )
     return f"user : <|vision_start|> <|video_pad|> <|vision_end|> {question} assistant :"
+
+
+def _frame_rate(video: Any) -> float | None:
+    """The frame rate a video file reports (None for folders, lists, or no rate)."""
+    import cv2
+
+    from clusterlens.video.frames import is_video_input
+
+    if not isinstance(video, (str, os.PathLike)) or not Path(video).is_file():
+        return None
+    if not is_video_input(video):
+        return None
+    capture = cv2.VideoCapture(str(video))
+    try:
+        fps = float(capture.get(cv2.CAP_PROP_FPS))
+    finally:
+        capture.release()
+    return fps if fps > 0 else None
 
 
 def _even_frames(clip: Any) -> list[np.ndarray]:

@@ -172,7 +172,7 @@ def clip_folder(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
 def test_ask_about_a_video_keeps_the_budget_of_video_tokens(app, clip_folder, family):
     result = runner.invoke(
         app,
@@ -195,7 +195,8 @@ def test_ask_about_a_video_refuses_image_families_and_single_frames(app, clip_fo
     result = runner.invoke(
         app, ["ask", str(clip_folder), "--query", "red square", "--vlm", "tiny:llava"]
     )
-    assert result.exit_code != 0 and "needs a qwen2_vl or qwen2_5_vl model" in result.output
+    assert result.exit_code != 0
+    assert "needs a qwen2_vl, qwen2_5_vl or qwen3_vl model" in result.output
     single = tmp_path / "one"
     single.mkdir()
     Image.fromarray(sample_image(112, 168)).save(single / "000.png")
