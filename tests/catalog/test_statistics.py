@@ -7,7 +7,9 @@ import warnings
 import numpy as np
 import pytest
 
+from clusterlens.catalog import statistics
 from clusterlens.catalog.statistics import (
+    FAISS_FROM,
     MAD_TO_SIGMA,
     MEAN_ABSOLUTE_DEVIATION_TO_SIGMA,
     nearest_neighbours,
@@ -148,3 +150,24 @@ def test_float32_stays_float32_other_input_is_float64():
 def test_bad_input_is_refused_at_the_boundary(vectors, k, message):
     with pytest.raises(ValueError, match=message):
         nearest_neighbours(vectors, k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_faiss_search_of_a_large_catalog_gives_the_exact_answer(dtype):
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((FAISS_FROM + 100, 24)).astype(dtype)
+    vectors[10] = vectors[11] = vectors[12]  # exact copies: tied at similarity 1
+    vectors[20] = 0.0  # a zero vector: cosine 0 with everything
+    vectors[30:40] = vectors[29]  # ten copies: tied past the k-th place
+    fast = nearest_neighbours(vectors, 5)
+    exact = statistics._exact_neighbours(
+        vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-30),
+        range(len(vectors)),
+        5,
+        1 << 24,
+    )
+    np.testing.assert_array_equal(fast[1], exact[1])
+    np.testing.assert_allclose(fast[0], exact[0], atol=1e-6)
+    assert fast[0].dtype == dtype
+    assert list(fast[1][29]) == [30, 31, 32, 33, 34]  # ties by index, lowest first
+    assert 12 not in fast[1][12] and {10, 11} <= set(fast[1][12])

@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -35,6 +37,13 @@ MEAN_ABSOLUTE_DEVIATION_TO_SIGMA = 1.2533
 #: Similarities :func:`nearest_neighbours` holds at once (block rows x catalog size):
 #: 2**24 float32 values are 64 MiB, whatever the catalog's size.
 BLOCK_ELEMENTS = 1 << 24
+#: From this many rows the candidates come from faiss (``IndexFlatIP``, the same exact
+#: search with BLAS blocking): 4.7x faster than the numpy blocks at 5,000 x 704 and 1.5x
+#: at 20,000 x 256 (one thread, this machine). Below it the numpy path is instant and
+#: needs no extra import.
+FAISS_FROM = 2048
+#: faiss computes in float32: candidates this close at the k-th place count as tied.
+TIE_TOLERANCE = 1e-6
 
 
 def robust_z(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -119,22 +128,66 @@ def nearest_neighbours(
         return similarities, indices
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     unit = vectors / np.maximum(norms, np.finfo(vectors.dtype).tiny)
-    block = max(1, block_elements // count)
-    for start in range(0, count, block):
-        stop = min(start + block, count)
-        found_similarities, found_indices = _block_neighbours(unit, start, stop, columns)
-        similarities[start:stop] = found_similarities
-        indices[start:stop] = found_indices
+    if count >= FAISS_FROM and columns + 2 <= count:
+        return _faiss_neighbours(unit, columns, block_elements)
+    return _exact_neighbours(unit, range(count), columns, block_elements)
+
+
+def _exact_neighbours(
+    unit: np.ndarray, rows: Sequence[int], columns: int, block_elements: int
+) -> tuple[np.ndarray, npt.NDArray[np.int64]]:
+    """Neighbours of ``rows`` by a full similarity row each, ``block_elements`` at once."""
+    rows = np.asarray(rows, dtype=np.int64)
+    similarities = np.zeros((len(rows), columns), dtype=unit.dtype)
+    indices = np.zeros((len(rows), columns), dtype=np.int64)
+    block = max(1, block_elements // len(unit))
+    for start in range(0, len(rows), block):
+        chosen = rows[start : start + block]
+        found_similarities, found_indices = _block_neighbours(unit, chosen, columns)
+        similarities[start : start + len(chosen)] = found_similarities
+        indices[start : start + len(chosen)] = found_indices
     return similarities, indices
 
 
+def _faiss_neighbours(
+    unit: np.ndarray, columns: int, block_elements: int
+) -> tuple[np.ndarray, npt.NDArray[np.int64]]:
+    """faiss's exact inner-product search for the candidates, then the same answer as
+    :func:`_exact_neighbours`: self removed by index, similarities recomputed in the
+    input's precision, ties broken by index (rows tied at the k-th place are redone
+    exactly, since faiss orders equal values arbitrarily)."""
+    import faiss  # local: the catalog extra
+
+    index = faiss.IndexFlatIP(unit.shape[1])
+    index.add(np.ascontiguousarray(unit, dtype=np.float32))
+    found, candidates = index.search(np.ascontiguousarray(unit, dtype=np.float32), columns + 2)
+    count = len(unit)
+    own = candidates == np.arange(count)[:, None]
+    # each row's candidates without itself, in faiss's order: the first ``columns``
+    # are the neighbours; one more tells whether the k-th place is tied
+    keep = np.argsort(own, axis=1, kind="stable")[:, : columns + 1]
+    candidates = np.take_along_axis(candidates, keep, axis=1)
+    found = np.take_along_axis(found, keep, axis=1)
+    tied = np.abs(found[:, columns - 1] - found[:, columns]) <= TIE_TOLERANCE
+    neighbours = candidates[:, :columns]
+    similarities = np.einsum("nd,nkd->nk", unit, unit[neighbours])
+    order = np.lexsort((neighbours, -similarities), axis=-1)
+    similarities = np.take_along_axis(similarities, order, axis=1)
+    neighbours = np.take_along_axis(neighbours, order, axis=1)
+    if tied.any():
+        redone = np.flatnonzero(tied)
+        similarities[redone], neighbours[redone] = _exact_neighbours(
+            unit, redone, columns, block_elements
+        )
+    return similarities, neighbours.astype(np.int64)
+
+
 def _block_neighbours(
-    unit: np.ndarray, start: int, stop: int, columns: int
+    unit: np.ndarray, chosen: np.ndarray, columns: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest neighbours of rows ``start:stop`` among all rows of ``unit``."""
-    similarity = unit[start:stop] @ unit.T
-    rows = np.arange(stop - start)
-    similarity[rows, rows + start] = -np.inf  # never one's own neighbour
+    """Nearest neighbours of rows ``chosen`` among all rows of ``unit``."""
+    similarity = unit[chosen] @ unit.T
+    similarity[np.arange(len(chosen)), chosen] = -np.inf  # never one's own neighbour
     top = np.argpartition(-similarity, columns - 1, axis=1)[:, :columns]
     top_similarity = np.take_along_axis(similarity, top, axis=1)
     # argpartition keeps an arbitrary subset of values tied at the k-th place: redo
