@@ -273,7 +273,7 @@ class PruningAdapter:
             **prompt.language_kwargs,
         )
         hidden = output.last_hidden_state[:, -1:] if last_only else output.last_hidden_state
-        return self.model.lm_head(hidden), output.past_key_values
+        return self.model.lm_head(hidden), output.cache
 
     @torch.inference_mode()
     def generate(
@@ -302,10 +302,10 @@ class PruningAdapter:
                 position_ids=self._decode_positions(prompt.next_position + step - 1).to(
                     token.device
                 ),
-                past_key_values=cache,
+                cache=cache,  # transformers >= 5.24's name (past_key_values is deprecated)
                 use_cache=True,
             )
-            cache = output.past_key_values
+            cache = output.cache
             token = self.model.lm_head(output.last_hidden_state[:, -1]).argmax(-1, keepdim=True)
             generated.append(token)
         total_s = time.perf_counter() - started
