@@ -56,6 +56,19 @@ _HEAD_END = re.compile(
 QUERY_CACHE = 256
 # Leading phrases that carry no class information ("a photo of a car" -> "car").
 _FILLER = re.compile(r"^(an? )?(photo|picture|image|pixels?|regions?) of (the |an? )?", re.I)
+# Words that open a noun phrase without naming anything ("the", "two").
+_DETERMINERS = frozenset(
+    "a an the some any this that these those my our your his her its their one two three "
+    "four several many".split()
+)
+# Words that end a noun phrase: prepositions, conjunctions and adverbs of place ("the lane |
+# ahead", "the sky | between the buildings").
+_PHRASE_END = re.compile(
+    r"\s(?:on|of|in|at|above|below|under|underneath|beneath|behind|along|near|with|beside|"
+    r"next to|by|from|for|over|across|between|against|around|beyond|outside|inside|through|"
+    r"past|into|onto|towards?|among|up|down|off|like|and|or|ahead|overhead|away|nearby|here|"
+    r"there)(?=\s|$)"
+)
 
 
 @dataclass(frozen=True)
@@ -217,10 +230,31 @@ class QueryMatcher:
             open-vocabulary segmentation). A query closer to one of them than to every
             class is refused, whatever its class score: "a giraffe" may score 0.47 for
             Car, but it scores far more for "giraffe".
+        compound_heads: Check the surer reading against the compound head (below); False
+            is the matcher as it was before (whole and head readings only).
 
     A query with a head and a tail ("people | on the pavement") is read both whole and
     by its head alone (:func:`head_of`), and the reading the encoder is surer of wins:
     the head names the thing, but "someone | on a bike" is a cyclist only whole.
+
+    A noun compound names the kind of thing its *last* noun names: "a bus lane" is a lane,
+    "a pedestrian path" a path. The sentence model reads such a phrase by its first word
+    (Car, Pedestrian), so the class of the surer reading is checked against the compound
+    head alone (:func:`compound_head`) and set aside for it when all of these hold (the
+    class came from a modifier):
+
+    - the compound head alone reads another class, or an outside name;
+    - the class phrase behind the class does not hold the compound head ("traffic lights"
+      is the class phrase "traffic light", a known compound: kept);
+    - the modifier words alone read the same class ("bus" is Car); a single plural noun
+      has no modifier, and is set aside only for another class ("lorries" -> "lorry");
+    - the compound head alone does not read its class through a class phrase in which
+      it is itself a modifier ("signal" reads Pole through "signal pole": kept).
+
+    Then the phrase is refused when the compound head is nearer an outside name, and
+    otherwise each class scores the lower of its two readings: a class must fit both
+    the thing named and the whole phrase ("a bus lane": Road, "a pedestrian crossing":
+    no class at 0.50).
 
     Raises:
         ValueError: no classes, an empty phrase, or a threshold outside ``(-1, 1]``.
@@ -233,6 +267,7 @@ class QueryMatcher:
         encoder: Any | None = None,
         margin: float = DEFAULT_MARGIN,
         outside: Sequence[str] = (),
+        compound_heads: bool = True,
     ) -> None:
         if not classes:
             raise ValueError("QueryMatcher needs at least one class")
@@ -242,6 +277,7 @@ class QueryMatcher:
             raise ValueError(f"margin must be >= 0, got {margin}")
         self.threshold = float(threshold)
         self.margin = float(margin)
+        self.compound_heads = bool(compound_heads)
         self._encoder = encoder
         self._class_of_phrase: dict[str, str] = {}
         for name, phrases in classes.items():
@@ -253,6 +289,7 @@ class QueryMatcher:
         self.outside = tuple(_clean(phrase) for phrase in outside if phrase.strip())
         self._phrase_vectors: npt.NDArray[np.float32] | None = None
         self._query_scores: dict[str, tuple[dict[str, float], tuple[str, float] | None]] = {}
+        self._readings: dict[str, _Reading] = {}
 
     @property
     def encoder(self) -> Any:
@@ -280,33 +317,67 @@ class QueryMatcher:
         return dict(self._scored(query)[0])
 
     def _scored(self, query: str) -> tuple[dict[str, float], tuple[str, float] | None]:
-        """Class scores of the surer reading, and the nearest outside phrase if it beat
-        every class."""
+        """Class scores of the surer reading (checked against the compound head, see the
+        class note), and the nearest outside phrase if it beat every class."""
         cleaned = _clean(query)
         if cleaned not in self._query_scores:
             if len(self._query_scores) >= QUERY_CACHE:
                 self._query_scores.pop(next(iter(self._query_scores)))
-            readings = [self._score(cleaned)]
+                self._readings.clear()
+            readings = [self._read(cleaned)]
             head = head_of(cleaned)
             if head and head != cleaned:
-                readings.append(self._score(head))
-            self._query_scores[cleaned] = max(readings, key=lambda read: max(read[0].values()))
+                readings.append(self._read(head))
+            surer = max(readings, key=lambda read: max(read.scores.values()))
+            self._query_scores[cleaned] = self._checked_by_compound_head(cleaned, surer)
         return self._query_scores[cleaned]
 
+    def _checked_by_compound_head(
+        self, cleaned: str, surer: _Reading
+    ) -> tuple[dict[str, float], tuple[str, float] | None]:
+        found = compound_head(cleaned) if self.compound_heads else None
+        if found is None or surer.outside is not None:
+            return surer.scores, surer.outside
+        noun, modifier = found
+        best = max(surer.scores, key=surer.scores.__getitem__)
+        alone = self._read(noun)
+        if alone.label == best or _holds(surer.phrases[best], noun):
+            return surer.scores, surer.outside
+        if modifier and self._read(modifier).label != best:
+            return surer.scores, surer.outside
+        if not modifier and alone.outside is not None:
+            return surer.scores, surer.outside
+        if alone.outside is None:
+            words = alone.phrases[alone.label].replace("-", " ").split()
+            if _holds(" ".join(words[:-1]), noun) and not _holds(words[-1], noun):
+                return surer.scores, surer.outside
+        if alone.outside is not None:
+            return alone.scores, alone.outside
+        return {name: min(value, alone.scores[name]) for name, value in surer.scores.items()}, None
+
     def _score(self, cleaned: str) -> tuple[dict[str, float], tuple[str, float] | None]:
+        read = self._read(cleaned)
+        return read.scores, read.outside
+
+    def _read(self, cleaned: str) -> _Reading:
+        if cleaned in self._readings:
+            return self._readings[cleaned]
         similarity = self._phrase_embeddings() @ embed([cleaned], self.encoder)[0]
         count = len(self._class_of_phrase)
         best = dict.fromkeys(self.class_names, -1.0)
-        classes = zip(self._class_of_phrase.values(), similarity[:count], strict=True)
-        for phrase_class, value in classes:
-            best[phrase_class] = max(best[phrase_class], float(value))
+        phrases = dict.fromkeys(self.class_names, "")
+        classes = zip(self._class_of_phrase.items(), similarity[:count], strict=True)
+        for (phrase, phrase_class), value in classes:
+            if float(value) > best[phrase_class]:
+                best[phrase_class], phrases[phrase_class] = float(value), phrase
         nearest = None
         if self.outside:
             index = int(np.argmax(similarity[count:]))
             score = float(similarity[count + index])
             if score >= max(best.values()):
                 nearest = (self.outside[index], score)
-        return best, nearest
+        self._readings[cleaned] = _Reading(best, nearest, phrases)
+        return self._readings[cleaned]
 
     def match(self, query: str) -> QueryMatch:
         """Say which classes ``query`` names, with the scores behind the decision.
@@ -327,6 +398,89 @@ def head_of(phrase: str) -> str:
     cleaned = _clean(phrase)
     found = _HEAD_END.search(cleaned)
     return cleaned[: found.start()].strip() if found else cleaned
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """One reading of a query: class scores, the outside phrase nearer than every class
+    (if any), and the class phrase behind each class's score."""
+
+    scores: dict[str, float]
+    outside: tuple[str, float] | None
+    phrases: dict[str, str]
+
+    @property
+    def label(self) -> str:
+        """The outside phrase if there is one, else the best class."""
+        if self.outside is not None:
+            return self.outside[0]
+        return max(self.scores, key=self.scores.__getitem__)
+
+
+def singular(word: str) -> str:
+    """A plural noun made singular by rule ("lorries" -> "lorry", "buses" -> "buse"):
+    crude, but a reading only needs the word the sentence model knows."""
+    if len(word) <= 3 or word.endswith(("ss", "us", "is")):
+        return word
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "sses")):
+        return word[:-2]
+    return word[:-1] if word.endswith("s") else word
+
+
+def _forms(word: str) -> set[str]:
+    """The word, its :func:`singular`, and its stem without "-es" ("buses": "bus")."""
+    forms = {word, singular(word)}
+    if word.endswith("es"):
+        forms.add(word[:-2])
+    return forms
+
+
+def _holds(phrase: str, noun: str) -> bool:
+    """Whether some word of ``phrase`` is a form of ``noun``."""
+    return any(_forms(noun) & _forms(word) for word in phrase.replace("-", " ").split())
+
+
+def noun_phrase(phrase: str) -> list[str]:
+    """The words of the first noun phrase of ``phrase``, without determiners.
+
+    It ends at a preposition, conjunction or adverb of place, and at a word in "-ing" or
+    "-ed" that follows a noun and has words after it (a participle: "a woman | pushing a
+    pram", "arrows | painted on the road"); a last "-ing" word is a noun ("a pedestrian
+    crossing").
+    """
+    cleaned = _clean(phrase)
+    found = _PHRASE_END.search(cleaned)
+    words = (cleaned[: found.start()] if found else cleaned).split()
+    total = len(cleaned.split())
+    start = 0
+    while start < len(words) and words[start] in _DETERMINERS:
+        start += 1
+    for index in range(start + 1, len(words)):
+        if words[index].endswith(("ing", "ed")) and index < total - 1:
+            return words[start:index]
+    return words[start:]
+
+
+def compound_head(phrase: str) -> tuple[str, str] | None:
+    """The last noun of the first noun phrase, singular, and the words before it.
+
+    ``("lane", "bus")`` for "a bus lane", ``("fence", "chain-link")`` for "a chain-link
+    fence", ``("lorry", "")`` for "lorries"; None for a single noun already singular
+    ("the grass"), where there is nothing to read apart.
+    """
+    words = noun_phrase(phrase)
+    if not words:
+        return None
+    *before, last = words
+    if "-" in last:
+        prefix, last = last.rsplit("-", 1)
+        before.append(prefix)
+    noun = singular(last)
+    if not noun or (not before and noun == last):
+        return None
+    return noun, " ".join(before)
 
 
 def loose_reason(match: QueryMatch, match_query: Callable[[str], QueryMatch]) -> str | None:
