@@ -53,6 +53,24 @@ def test_shares_follow_what_each_object_would_keep_alone_not_its_size():
     assert _share(diffuse, kept, budget) == pytest.approx(1.0)  # any 10 of its cells will do
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_with_disjoint_objects_the_smallest_share_is_the_best_any_k_cells_reach(seed):
+    # objects in separate cells: any choice is k heaviest cells of one and K - k of the
+    # other, so the best smallest share is a maximum over k; the greedy rule must reach it
+    rng = np.random.default_rng(seed)
+    first, second = np.zeros(120), np.zeros(120)
+    owner = rng.random(120) < 0.4
+    first[owner] = rng.random(owner.sum()) ** 3
+    second[~owner] = rng.random((~owner).sum()) ** 3
+    budget = 30
+    kept = fair_order([first, second], budget)[:budget]
+    found = min(_share(first, kept, budget), _share(second, kept, budget), 1.0)
+    ranked = [np.sort(mass)[::-1] for mass in (first, second)]
+    reach = [np.r_[0.0, np.cumsum(r)] / r[:budget].sum() for r in ranked]  # share with k cells
+    best = max(min(reach[0][k], reach[1][budget - k], 1.0) for k in range(budget + 1))
+    assert found == pytest.approx(best)
+
+
 def test_an_object_the_model_does_not_see_takes_no_cells():
     seen = np.arange(16, dtype=float).reshape(4, 4)
     unseen = np.zeros((4, 4))
