@@ -171,8 +171,10 @@ FRESH: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 #: Written before any change made for the precision target of issue 16 (and before
-#: the matcher was run on it), to judge that change once: never used to choose
-#: anything. Labels follow CamVid's 11-class grouping of its 32 classes (SegNet
+#: the matcher was run on it), to judge that change once (the category outside
+#: vocabulary); nothing was chosen on it before that. Its false matches then led to the
+#: compound-head reading, which was built on it and the three lists above (JUDGE2 judges
+#: that). Labels follow CamVid's 11-class grouping of its 32 classes (SegNet
 #: release) and the conventions of the lists above: a wall, a bridge are Building;
 #: grass is Tree (VegetationMisc); a tram is Car (Train), a motorbike Bicyclist
 #: (MotorcycleScooter); a bus or lorry is Car; lane markings Road, a kerb Pavement;
@@ -437,10 +439,13 @@ def table_rows(name: str, results: list[dict]) -> list[list]:
     ]  # fmt: skip
 
 
-def run_variant(classes: dict, outside: tuple[str, ...], lists: dict, encoder=None) -> dict:
+def run_variant(
+    classes: dict, outside: tuple[str, ...], lists: dict, encoder=None, compound_heads=True
+) -> dict:
     """Rows and per-threshold results of one matcher variant on every phrase list."""
-    matcher = QueryMatcher(classes, encoder=encoder, outside=outside)
-    matchers = {t: QueryMatcher(classes, t, encoder, outside=outside) for t in THRESHOLDS}
+    options = {"outside": outside, "compound_heads": compound_heads}
+    matcher = QueryMatcher(classes, encoder=encoder, **options)
+    matchers = {t: QueryMatcher(classes, t, encoder, **options) for t in THRESHOLDS}
     rows = {name: score_rows(matcher, matchers, phrases) for name, phrases in lists.items()}
     results = {name: [evaluate(rows[name], t) for t in THRESHOLDS] for name in lists}
     return {"rows": rows, "results": results, "encoder": matcher.encoder}
@@ -462,8 +467,9 @@ def per_query_ms(classes: dict, outside: tuple[str, ...], phrases: list[str]) ->
 LISTS = {
     "first": PHRASES, "held-out": HELD_OUT, "fresh": FRESH, "judge": JUDGE, "judge2": JUDGE2,
 }  # fmt: skip
-#: The lists the matcher's choices were made on; JUDGE was scored once, after them.
-DEVELOPMENT = ("first", "held-out", "fresh")
+#: The lists the matcher's choices were made on: the first three for the category outside
+#: vocabulary, all four for the compound-head reading. JUDGE2 was scored once, after it.
+DEVELOPMENT = ("first", "held-out", "fresh", "judge")
 
 
 def main() -> None:
@@ -478,6 +484,7 @@ def main() -> None:
     lists = {name: LISTS[name] for name in args.lists.split(",")}
     classes = {name: CAMVID_SYNONYMS[name] for name in CAMVID_SYNONYMS}
     shipped = run_variant(classes, CAMVID_OUTSIDE, lists)
+    before = run_variant(classes, CAMVID_OUTSIDE, lists, compound_heads=False)
     coco = run_variant(classes, COCO_OUTSIDE, lists)
     plain = run_variant(classes, (), lists)
     counts = {name: Counter(row["label"] for row in shipped["rows"][name]) for name in lists}
@@ -494,6 +501,7 @@ def main() -> None:
         "outside_vocabulary": {"shipped": len(CAMVID_OUTSIDE), "coco": len(COCO_OUTSIDE)},
         "per_query_ms_median": timing,
         "results": shipped["results"],
+        "results_without_compound_heads": before["results"],
         "results_with_coco_outside_only": coco["results"],
         "results_without_outside_vocabulary": plain["results"],
         "rows": shipped["rows"],
@@ -522,7 +530,8 @@ def main() -> None:
         f"with the shipped outside vocabulary ({len(CAMVID_OUTSIDE)} names: the COCO "
         "classes CamVid lacks and the names of ADE20K, COCO-Stuff, Objects365, LVIS and "
         "Open Images that no CamVid class holds, `clusterlens.models.offline.vocabulary`) "
-        "and the surer of whole / head readings. * = the shipped threshold.",
+        "and the surer of whole / head readings, checked against the compound head (the "
+        "last noun: 'a bus lane' is a lane). * = the shipped threshold.",
         "",
         "How the lists were written, and what each was used for: *first* together with "
         "the loose-match rule (the first threshold was chosen on it); *held-out* "
@@ -530,43 +539,53 @@ def main() -> None:
         "and before the head reading and the COCO outside vocabulary were built, to check "
         "them. All three were then looked at while building the matcher, and were the "
         "only lists used to choose the category outside vocabulary, its pruning and the "
-        "decision rule. *judge* was written before any of that change and before the "
-        "matcher was run on it (its own commit), scored once with the matcher as it was "
-        "(COCO outside only, below) and once with the change; nothing was chosen on it. "
-        "Its labels follow CamVid's 11-class grouping (a wall or bridge is Building, "
-        "grass Tree, a tram Car, a motorbike Bicyclist).",
+        "decision rule. *judge* was written before that change and before the matcher "
+        "was run on it (its own commit) and scored once after it (precision 0.913); its "
+        "wrong-class matches (compound nouns read by their first word) then led to the "
+        "compound-head reading, which was built and measured on all four lists. "
+        "*judge2* (232 phrases, many noun compounds in both directions: 'a pedestrian "
+        "bridge', 'a car key', 'a traffic warden') was written before that reading and "
+        "before the matcher was run on it (its own commit), scored once with the matcher "
+        "as it was and once with the reading; nothing was chosen on it. Labels follow "
+        "CamVid's 11-class grouping (a wall or bridge is Building, grass Tree, a tram "
+        "Car, a motorbike Bicyclist, a car park Pavement) and the lists' conventions "
+        "(animals and text on a sign are 'none').",
         "",
         table(shipped),
         "",
-        "The matcher before the category names (outside vocabulary: COCO only):",
+        "The matcher before the compound-head reading (whole / head readings only, the "
+        "same outside vocabulary):",
+        "",
+        table(before),
+        "",
+        "With the compound-head reading and COCO's names only as the outside vocabulary:",
         "",
         table(coco),
         "",
-        "Without an outside vocabulary:",
+        "With the compound-head reading and no outside vocabulary:",
         "",
         table(plain),
         "",
-        f"Median time of one uncached query (whole and head readings): "
+        f"Median time of one uncached query (whole, head and compound-head readings): "
         f"{timing['shipped']} ms shipped, {timing['coco_outside_only']} ms with COCO only "
         "(the embedding of the query dominates; the phrase vectors are built once per "
         "matcher and kept on disk).",
         "",
     ]
-    if "judge" in lists:
-        judged = shipped["results"]["judge"][THRESHOLDS.index(DEFAULT_THRESHOLD)]
-        before = coco["results"]["judge"][THRESHOLDS.index(DEFAULT_THRESHOLD)]
+    if "judge2" in lists:
+        judged = shipped["results"]["judge2"][THRESHOLDS.index(DEFAULT_THRESHOLD)]
+        was = before["results"]["judge2"][THRESHOLDS.index(DEFAULT_THRESHOLD)]
         met = judged["precision"] >= 0.95 and judged["every_accepted_none_loose"]
         lines += [
             "Issue 16's target (precision >= 0.95 at the shipped threshold on a list of at "
             "least 100 phrases the matcher was not built on, every 'none' phrase refused or "
-            f"noted as loose), on *judge*: precision {judged['precision']} (before the "
-            f"change {before['precision']}), recall {judged['recall']} (before "
-            f"{before['recall']}), false-match rate {judged['false_match_rate']} (before "
-            f"{before['false_match_rate']}), every accepted 'none' noted as loose: "
+            f"noted as loose), on *judge2*: precision {judged['precision']} (before the "
+            f"compound-head reading {was['precision']}), recall {judged['recall']} (before "
+            f"{was['recall']}), false-match rate {judged['false_match_rate']} (before "
+            f"{was['false_match_rate']}), every accepted 'none' noted as loose: "
             f"{'yes' if judged['every_accepted_none_loose'] else 'no'} (before "
-            f"{'yes' if before['every_accepted_none_loose'] else 'no'}). "
-            + ("Met." if met else "Not met: the wrong-class matches below are CamVid "
-               "phrases read by their modifier or by a word shared with another class."),
+            f"{'yes' if was['every_accepted_none_loose'] else 'no'}). "
+            + ("Met." if met else "Not met."),
             "",
         ]  # fmt: skip
     for name in lists:
