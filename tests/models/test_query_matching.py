@@ -358,3 +358,67 @@ def test_development_lists_precision_and_no_unnoted_none_at_the_shipped_threshol
                 if label == module.NONE:
                     assert loose_reason(match, shipped_matcher.match), text
         assert right / accepted >= 0.93
+
+
+# ------------------------------------- noun compounds: the last noun names the thing (issue 16)
+
+
+def test_compound_heads_are_the_last_noun_of_the_first_noun_phrase():
+    from clusterlens.models.text import compound_head, noun_phrase, singular
+
+    assert compound_head("a bus lane") == ("lane", "bus")
+    assert compound_head("the bus lane on the left") == ("lane", "bus")
+    # a known limit of the rule: an "-ing" noun with words after it is taken for a verb
+    assert noun_phrase("the pedestrian crossing on the left") == ["pedestrian"]
+    assert compound_head("a chain-link fence") == ("fence", "chain-link")
+    assert compound_head("lorries") == ("lorry", "")  # a plural alone: read singular
+    assert compound_head("the grass") is None  # one singular noun: nothing to read apart
+    assert compound_head("a photo of two parked cars") == ("car", "parked")
+    assert noun_phrase("a woman pushing a pram") == ["woman"]  # a participle ends it
+    assert noun_phrase("arrows painted on the road") == ["arrows"]
+    assert noun_phrase("the lane ahead") == ["lane"]
+    assert noun_phrase("the sky between the buildings") == ["sky"]
+    assert [singular(w) for w in ("buses", "benches", "leaves", "bus", "glass")] == [
+        "buse", "bench", "leave", "bus", "glass",
+    ]  # fmt: skip
+
+
+def test_a_class_named_by_a_modifier_gives_way_to_the_compound_head_with_a_stub_encoder():
+    classes = {"Car": [], "Road": [], "Sky": []}
+    encoder = _BagOfWordsEncoder()
+    plain = QueryMatcher(classes, encoder=encoder, compound_heads=False)
+    checked = QueryMatcher(classes, encoder=encoder)
+    # whole, "car road" is a tie of Car and Road; a car road is a road
+    assert set(plain.match("car road").classes) == {"Car", "Road"}
+    assert checked.match("car road").classes == ("Road",)
+    assert checked.scores("car road")["Car"] < plain.scores("car road")["Car"]
+    # a class phrase that holds the head is a known compound: kept
+    known = QueryMatcher({"Car": ["truck road"], "Road": [], "Sky": []}, encoder=encoder)
+    assert known.match("the truck road").classes == ("Car",)
+    # the head "road" nearer an outside name: the phrase is refused
+    guarded = QueryMatcher(classes, encoder=encoder, outside=["road"], threshold=0.3)
+    refused = guarded.match("car road")
+    assert not refused.matched and refused.outside[0] == "road"
+
+
+@pytest.mark.slow  # loads the sentence model
+def test_noun_compounds_of_the_development_lists_are_read_by_their_last_noun(shipped_matcher):
+    before = QueryMatcher(CAMVID_SYNONYMS, outside=shipped_matcher.outside, compound_heads=False)
+    for query, wrong, right in [
+        ("a bus lane", "Car", "Road"),
+        ("a pedestrian path", "Pedestrian", "Pavement"),
+        ("lorries", "Pavement", "Car"),
+    ]:
+        assert before.match(query).best[0] == wrong, query  # the judge list's false matches
+        assert shipped_matcher.match(query).classes[0] == right, query
+    assert not shipped_matcher.match("a pedestrian crossing").matched  # was Pedestrian
+    for query, expected in [  # known compounds and modifiers that say what kind: kept
+        ("traffic lights", "SignSymbol"),
+        ("lamp posts", "Pole"),
+        ("street lights", "Pole"),
+        ("traffic signal", "SignSymbol"),
+        ("a parked bicycle", "Bicyclist"),
+        ("a police car", "Car"),
+        ("road signs", "SignSymbol"),
+    ]:
+        assert shipped_matcher.match(query).classes[0] == expected, query
