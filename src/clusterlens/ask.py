@@ -113,6 +113,7 @@ def answer_question(
     from clusterlens.image import load_image
     from clusterlens.models.vlm import load_vlm, prefill_flops
     from clusterlens.pipeline import select_patches
+    from clusterlens.relevance.source import selection_flops
 
     started = time.perf_counter()
     stages: dict[str, float] = {}
@@ -190,7 +191,7 @@ def answer_question(
         total_s=time.perf_counter() - started,
         stages_s=stages,
         notes=notes,
-        select_flops=round(selection.allocation.cost.get("encoder_gflops", 0.0) * 1e9),
+        select_flops=selection_flops(selection.allocation.cost),
     )
     if baseline:
         result.baseline = _full_answer(loaded, full_image, max_new_tokens)

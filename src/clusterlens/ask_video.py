@@ -70,6 +70,7 @@ def answer_video_question(
         QwenVideoAdapter,
         video_processor_kwargs,
     )
+    from clusterlens.relevance.source import selection_flops
     from clusterlens.video import open_video
 
     started = time.perf_counter()
@@ -124,7 +125,7 @@ def answer_video_question(
         total_s=time.perf_counter() - started,
         stages_s=stages,
         notes=notes + [f"{len(clip)} frames, {len(grids)} temporal patches of {rows}x{cols}"],
-        select_flops=round(allocation.cost.get("encoder_gflops", 0.0) * 1e9),
+        select_flops=selection_flops(allocation.cost),
     )
     if baseline:
         full = adapter.generate(adapter.prepare(batch), max_new_tokens, loaded.stop_token_ids())

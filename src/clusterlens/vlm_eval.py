@@ -147,6 +147,7 @@ class AllocationStrategy(TokenPruner):
     def plan(self, inputs: PruningInputs, budget: int) -> PruningPlan:
         from clusterlens.models.vlm import LlavaNextAdapter
         from clusterlens.pipeline import select_patches
+        from clusterlens.relevance.source import selection_flops
 
         if inputs.image is None:
             raise ValueError("allocation strategies need the decoded image in PruningInputs.image")
@@ -162,8 +163,7 @@ class AllocationStrategy(TokenPruner):
             seed=self.seed,
         )
         allocation = selection.allocation
-        # the relevance model's passes; clustering and numpy work are not counted
-        spent = round(allocation.cost.get("encoder_gflops", 0.0) * 1e9)
+        spent = selection_flops(allocation.cost)
         has_coarse = bool((allocation.levels > 0).any())
         if has_coarse and not isinstance(adapter, LlavaNextAdapter):
             pool = adapter.pool_from_allocations([allocation], inputs.batch)

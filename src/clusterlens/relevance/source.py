@@ -97,6 +97,12 @@ class EncoderCost:
         )
 
 
+def selection_flops(cost: dict[str, Any]) -> int:
+    """The relevance model's FLOPs in a selection's ``cost`` report (0 when no model
+    pass ran); clustering and other numpy work are not counted."""
+    return round(cost.get("encoder_gflops", 0.0) * 1e9)
+
+
 _GFLOPS: weakref.WeakKeyDictionary[Any, dict[tuple, float]] = weakref.WeakKeyDictionary()
 
 
